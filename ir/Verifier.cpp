@@ -1,0 +1,155 @@
+// The verifier: op-table conformance, acyclicity and type inference over the whole graph.
+#include "ir/Verifier.h"
+
+#include <cmath>
+#include <set>
+
+#include "ir/ShapeInference.h"
+
+namespace kiln {
+namespace {
+
+std::string numberStr(double d) {
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", d);
+  return buf;
+}
+
+std::string rangeStr(const AttrSpec& s) {
+  // kBelowOne / kTiny bounds read as half-open intervals.
+  std::string lo = s.lo > 0 && s.lo < 1e-300 ? "(0" : "[" + numberStr(s.lo);
+  std::string hi = s.hi < 1 && s.hi > 0.999999 ? "1)" : numberStr(s.hi) + "]";
+  return lo + ", " + hi;
+}
+
+Status checkOperandCount(const Node& n) {
+  const OpDef& d = n.def();
+  size_t count = n.numOperands(), lo = d.minOperands(), hi = d.maxOperands();
+  if (count >= lo && count <= hi) return Status::ok();
+  std::string expected;
+  if (hi == SIZE_MAX) expected = "at least " + std::to_string(lo);
+  else if (lo == hi) expected = std::to_string(lo);
+  else expected = std::to_string(lo) + " or " + std::to_string(hi);
+  std::string names;
+  for (const OperandSpec& o : d.operands)
+    names += (names.empty() ? "" : ", ") + std::string(o.name) + (o.optional ? "?" : "") +
+             (o.variadic ? "..." : "");
+  return n.error("expected " + expected + " operand" + (hi == 1 && lo == 1 ? "" : "s") + " (" +
+                 names + "), found " + std::to_string(count));
+}
+
+}  // namespace
+
+Status verifyAttrs(Node& n) {
+  const OpDef& d = n.def();
+  std::vector<Diagnostic> errs;
+  std::vector<std::pair<std::string, AttrValue>> coerced;
+  for (const auto& [name, value] : n.attrs()) {
+    const AttrSpec* spec = d.findAttr(name);
+    if (!spec) {
+      std::string known;
+      for (const AttrSpec& a : d.attrs) known += (known.empty() ? "" : ", ") + std::string(a.name);
+      errs.push_back(n.diag("unknown attribute '" + name + "'" +
+                            (known.empty() ? " (this op takes none)" : " (expected one of: " + known + ")")));
+      continue;
+    }
+    AttrType got = attrValueType(value);
+    if (spec->type == AttrType::Float && got == AttrType::Int) {
+      coerced.push_back({name, static_cast<double>(std::get<int64_t>(value))});
+      got = AttrType::Float;
+    }
+    if (got != spec->type) {
+      errs.push_back(n.diag("attribute '" + name + "' must be " +
+                            std::string(attrTypeName(spec->type)) + ", found " +
+                            std::string(attrTypeName(got)) + " " + attrValueStr(value)));
+      continue;
+    }
+    if (spec->type == AttrType::Float || spec->type == AttrType::Int) {
+      double v = spec->type == AttrType::Float
+                     ? (std::holds_alternative<double>(value) ? std::get<double>(value)
+                                                              : double(std::get<int64_t>(value)))
+                     : static_cast<double>(std::get<int64_t>(value));
+      if (!(v >= spec->lo && v <= spec->hi))  // NaN fails too
+        errs.push_back(n.diag("attribute '" + name + "' is " + numberStr(v) +
+                              ", outside its allowed range " + rangeStr(*spec)));
+    }
+    if (spec->type == AttrType::String && !spec->choices.empty()) {
+      const std::string& v = std::get<std::string>(value);
+      bool ok = false;
+      std::string_view rest = spec->choices;
+      while (true) {
+        size_t bar = rest.find('|');
+        if (rest.substr(0, bar) == v) ok = true;
+        if (bar == std::string_view::npos) break;
+        rest.remove_prefix(bar + 1);
+      }
+      if (!ok) {
+        std::string shown(spec->choices);
+        if (shown.starts_with('|')) shown = shown.substr(1);
+        errs.push_back(n.diag("attribute '" + name + "' is \"" + v + "\", expected one of " + shown));
+      }
+    }
+    if (spec->type == AttrType::Floats)
+      for (double v : std::get<std::vector<double>>(value))
+        if (!std::isfinite(v)) {
+          errs.push_back(n.diag("attribute '" + name + "' holds a non-finite number"));
+          break;
+        }
+  }
+  for (auto& [name, v] : coerced) n.setAttr(name, std::move(v));
+  for (const AttrSpec& spec : d.attrs)
+    if (spec.required && !n.hasAttr(spec.name))
+      errs.push_back(n.diag("missing required attribute '" + std::string(spec.name) + "' (" +
+                            std::string(attrTypeName(spec.type)) + ")"));
+  if (!errs.empty()) return Error(std::move(errs));
+  return Status::ok();
+}
+
+Status verifyGraph(Graph& g) {
+  std::vector<Diagnostic> errs;
+  auto absorb = [&errs](Status s) {
+    if (s.isOk()) return true;
+    for (const Diagnostic& d : s.error().diagnostics()) errs.push_back(d);
+    return false;
+  };
+  std::set<const Node*> bad;
+  for (Node* n : g.nodes()) {
+    bool ok = absorb(checkOperandCount(*n));
+    for (Value* v : n->operands())
+      if (!v) {
+        errs.push_back(n->diag("has an unset operand"));
+        ok = false;
+      }
+    ok = absorb(verifyAttrs(*n)) && ok;
+    if (!ok) bad.insert(n);
+  }
+  if (g.outputs().empty())
+    errs.push_back(Diagnostic{{g.sourceFile()}, {}, {}, "the graph has no outputs"});
+  Expected<std::vector<Node*>> order = g.topologicalOrder();
+  if (!order) {
+    absorb(order.takeError());
+    return Error(std::move(errs));
+  }
+  for (Node* n : *order) {
+    if (bad.count(n)) continue;
+    bool skip = false;
+    for (Value* v : n->operands())
+      if (bad.count(v->node())) skip = true;
+    if (skip) {
+      bad.insert(n);  // Its operand's error was reported; do not pile on.
+      continue;
+    }
+    Expected<std::vector<TensorType>> types = inferResultTypes(*n);
+    if (!types) {
+      absorb(types.takeError());
+      bad.insert(n);
+      continue;
+    }
+    for (size_t i = 0; i < types->size(); ++i) n->result(i)->setType((*types)[i]);
+  }
+  if (!errs.empty()) return Error(std::move(errs));
+  return Status::ok();
+}
+
+}  // namespace kiln

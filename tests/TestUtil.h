@@ -1,0 +1,40 @@
+// Helpers shared by the tests: parsing graph text, building inputs, comparing tensors.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "compiler/interpreter/Interpreter.h"
+#include "ir/ProtoIO.h"
+#include "ir/Verifier.h"
+
+namespace kiln::test {
+
+inline std::string sourcePath(const std::string& rel) { return std::string(KILN_SOURCE_DIR) + "/" + rel; }
+
+/// Parses and verifies graph text; fails the test (and returns null) on any error.
+inline std::unique_ptr<Graph> parseVerified(const std::string& text, const std::string& file = "test.pbtxt") {
+  auto g = parseGraph(text, GraphFormat::Text, file);
+  if (!g) {
+    ADD_FAILURE() << g.error().str();
+    return nullptr;
+  }
+  Status s = verifyGraph(**g);
+  if (!s) {
+    ADD_FAILURE() << s.error().str();
+    return nullptr;
+  }
+  return std::move(*g);
+}
+
+/// The error text of parsing + verifying `text` (empty if it is valid).
+inline std::string verifyError(const std::string& text, const std::string& file = "test.pbtxt") {
+  auto g = parseGraph(text, GraphFormat::Text, file);
+  if (!g) return g.error().str();
+  Status s = verifyGraph(**g);
+  return s ? "" : s.error().str();
+}
+
+}  // namespace kiln::test
