@@ -1,0 +1,49 @@
+// A small command-line parser for kiln's subcommands: GNU-style --name VALUE / --name=VALUE
+// options, repeatable options, boolean flags, positionals, and generated --help text.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/Support.h"
+
+namespace kiln::driver {
+
+class ArgParser {
+ public:
+  /// `usage` is the synopsis after "kiln" (e.g. "run MODEL [options]").
+  ArgParser(std::string usage, std::string description);
+
+  void flag(const std::string& name, const std::string& help);
+  void option(const std::string& name, const std::string& metavar, const std::string& help,
+              const std::string& defaultValue = "");
+  void repeated(const std::string& name, const std::string& metavar, const std::string& help);
+  void positional(const std::string& metavar, const std::string& help);
+
+  /// Parses argv (without the program and command names). `--help`/`-h` sets helpRequested().
+  Status parse(const std::vector<std::string>& args);
+
+  bool helpRequested() const { return help_; }
+  std::string helpText() const;
+
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  std::string get(const std::string& name) const;  // the value, else the default
+  std::vector<std::string> getAll(const std::string& name) const;
+  const std::vector<std::string>& positionals() const { return positionalValues_; }
+
+ private:
+  struct Spec {
+    std::string name, metavar, help, defaultValue;
+    bool takesValue = false, isRepeated = false;
+  };
+  const Spec* find(const std::string& name) const;
+  std::string usage_, description_;
+  std::vector<Spec> specs_;
+  std::vector<std::pair<std::string, std::string>> positionalSpecs_;
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::string> positionalValues_;
+  bool help_ = false;
+};
+
+}  // namespace kiln::driver
