@@ -18,6 +18,10 @@ void ArgParser::repeated(const std::string& name, const std::string& metavar, co
 }
 void ArgParser::positional(const std::string& metavar, const std::string& help) {
   positionalSpecs_.push_back({metavar, help});
+  requiredPositionals_ = positionalSpecs_.size();
+}
+void ArgParser::optionalPositional(const std::string& metavar, const std::string& help) {
+  positionalSpecs_.push_back({metavar, help + " (optional)"});
 }
 
 const ArgParser::Spec* ArgParser::find(const std::string& name) const {
@@ -63,7 +67,7 @@ Status ArgParser::parse(const std::vector<std::string>& args) {
       return Error::msg(cmd + ": unknown option '" + a + "' (see " + cmd + " --help)");
     positionalValues_.push_back(a);
   }
-  if (positionalValues_.size() < positionalSpecs_.size())
+  if (positionalValues_.size() < requiredPositionals_)
     return Error::msg(cmd + ": missing " + positionalSpecs_[positionalValues_.size()].first +
                       " (usage: kiln " + usage_ + ")");
   if (positionalValues_.size() > positionalSpecs_.size())
@@ -88,7 +92,7 @@ std::string ArgParser::helpText() const {
   std::string out = "Usage: kiln " + usage_ + "\n\n" + description_ + "\n";
   auto row = [&out](std::string left, const std::string& help) {
     if (left.size() < 26) left.resize(26, ' ');
-    else left += "\n" + std::string(26, ' ');
+    else left += "\n" + std::string(28, ' ');
     out += "  " + left + help + "\n";
   };
   if (!positionalSpecs_.empty()) {

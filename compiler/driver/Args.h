@@ -20,6 +20,8 @@ class ArgParser {
               const std::string& defaultValue = "");
   void repeated(const std::string& name, const std::string& metavar, const std::string& help);
   void positional(const std::string& metavar, const std::string& help);
+  /// A positional that may be left out (after the required ones).
+  void optionalPositional(const std::string& metavar, const std::string& help);
 
   /// Parses argv (without the program and command names). `--help`/`-h` sets helpRequested().
   Status parse(const std::vector<std::string>& args);
@@ -41,6 +43,7 @@ class ArgParser {
   std::string usage_, description_;
   std::vector<Spec> specs_;
   std::vector<std::pair<std::string, std::string>> positionalSpecs_;
+  size_t requiredPositionals_ = 0;
   std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positionalValues_;
   bool help_ = false;

@@ -13,6 +13,7 @@ namespace kiln::driver {
 
 int runCheck(const std::vector<std::string>& args);
 int runRun(const std::vector<std::string>& args);
+int runOps(const std::vector<std::string>& args);
 
 /// Reads and verifies a model (an op-level graph, .pbtxt or .pb).
 Expected<std::unique_ptr<Graph>> loadModel(const std::string& path);

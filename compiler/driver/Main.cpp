@@ -17,6 +17,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"check", kiln::driver::runCheck, "Verify a model and print its summary"},
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
+    {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},
 };
 
 void printUsage(FILE* to) {

@@ -19,8 +19,8 @@ int runRun(const std::vector<std::string>& args) {
   p.option("output-dir", "DIR", "Where to write the outputs", ".");
   p.option("seed", "N", "Seed for initializers and random ops", "0");
   p.option("precision", "float32|float64", "Compute in this precision", "float32");
-  p.flag("training", "Treat the run as training step --step (dropout and rrelu draw noise)");
-  p.option("step", "N", "The training step that selects the random numbers", "0");
+  p.option("step", "N", "The step that selects the noise of dropout/rrelu nodes with training: true",
+           "0");
   if (Status s = p.parse(args); !s) {
     std::fprintf(stderr, "%s\n", s.error().str().c_str());
     return 2;
