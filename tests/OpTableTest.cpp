@@ -34,16 +34,19 @@ TEST(OpTableTest, OperandSpecsAreWellFormed) {
     bool seenOptional = false;
     for (size_t i = 0; i < d.operands.size(); ++i) {
       const OperandSpec& o = d.operands[i];
-      if (o.variadic) EXPECT_EQ(i + 1, d.operands.size()) << d.name << ": variadic operand must be last";
-      if (seenOptional) EXPECT_TRUE(o.optional) << d.name << ": required operand after an optional one";
+      if (o.variadic) {
+        EXPECT_EQ(i + 1, d.operands.size()) << d.name << ": variadic operand must be last";
+      }
+      if (seenOptional) {
+        EXPECT_TRUE(o.optional) << d.name << ": required operand after an optional one";
+      }
       seenOptional |= o.optional;
     }
     for (const AttrSpec& a : d.attrs) {
-      if (a.type == AttrType::Float || a.type == AttrType::Int)
-        if (!a.required) {
-          EXPECT_GE(a.defaultNumber, a.lo) << d.name << "." << a.name;
-          EXPECT_LE(a.defaultNumber, a.hi) << d.name << "." << a.name;
-        }
+      if ((a.type == AttrType::Float || a.type == AttrType::Int) && !a.required) {
+        EXPECT_GE(a.defaultNumber, a.lo) << d.name << "." << a.name;
+        EXPECT_LE(a.defaultNumber, a.hi) << d.name << "." << a.name;
+      }
     }
   }
 }
