@@ -255,9 +255,10 @@ TEST_P(KernelsNNTest, SparseSoftmaxCrossEntropyHugeLogitsAreExact) {
   expectExact(out["loss"], {1000});
 }
 
-TEST_P(KernelsNNTest, SparseSoftmaxCrossEntropyRejectsLabelOutOfRange) {
-  for (int32_t bad : {3, -1}) {
-    auto r = tryRun(lossGraph("sparse_softmax_cross_entropy", "INT32", 3),
+TEST_P(KernelsNNTest, LossAndAccuracyRejectLabelOutOfRange) {
+  for (auto [op, bad] : {std::pair{"sparse_softmax_cross_entropy", 3}, std::pair{"sparse_softmax_cross_entropy", -1},
+                         std::pair{"accuracy", 3}, std::pair{"accuracy", -1}}) {
+    auto r = tryRun(lossGraph(op, "INT32", 3),
                     {{"z", f32({2, 3}, {1, 2, 3, 4, 5, 6})},
                      {"y", Tensor::fromVector<int32_t>({2}, {0, bad})}});
     ASSERT_FALSE(r);

@@ -251,16 +251,21 @@ Status argmaxKernel(KernelContext& ctx) {
   });
 }
 
-// A label outside [0, C) matches no argmax and counts as a miss rather than an error: a metric
-// should not stop a run that the loss has already accepted or rejected.
+// A label outside [0, C) is an error, as in the loss: counting it as a miss would report a
+// silently wrong accuracy for data whose labels do not fit the model.
 Status accuracyKernel(KernelContext& ctx) {
   const Tensor& logits = *ctx.in[0];
   const Tensor& labels = *ctx.in[1];
   const int64_t rows = logits.dim(0), classes = logits.dim(1);
-  return dispatchFloat(logits.dtype(), [&]<class T>() {
+  return dispatchFloat(logits.dtype(), [&]<class T>() -> Status {
     int64_t hits = 0;
-    for (int64_t r = 0; r < rows; ++r)
-      if (argmaxStrided(logits.data<T>() + r * classes, classes, 1) == labelAt(labels, r)) ++hits;
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t label = labelAt(labels, r);
+      if (label < 0 || label >= classes)
+        return ctx.error("label " + std::to_string(label) + " in row " + std::to_string(r) +
+                         " is outside [0, " + std::to_string(classes) + ")");
+      if (argmaxStrided(logits.data<T>() + r * classes, classes, 1) == label) ++hits;
+    }
     ctx.out[0]->data<T>()[0] = static_cast<T>(double(hits) / double(rows));
     return Status::ok();
   });
