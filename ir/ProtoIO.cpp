@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/text_format.h>
 
 #include "ir/kiln.pb.h"
@@ -72,17 +73,40 @@ size_t editDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string suggestOp(std::string_view name) {
+// Names longer than this get no suggestion (the edit distance is quadratic in the length).
+constexpr size_t kMaxSuggestedNameLength = 64;
+
+// "; did you mean 'x'?" for the candidate closest to `name`, if one is close enough.
+template <class Range, class NameOf>
+std::string suggestion(std::string_view name, const Range& candidates, NameOf nameOf) {
+  if (name.size() > kMaxSuggestedNameLength) return "";
   std::string_view best;
-  size_t bestD = 3;  // Only suggest close matches.
-  for (const OpDef& d : allOpDefs()) {
-    size_t dist = editDistance(name, d.name);
+  // Only close matches: one edit for names of up to 3 characters, two for longer ones, and
+  // never as many as the name has characters.
+  size_t bestD = std::min<size_t>(name.size() <= 3 ? 2 : 3, name.size());
+  for (const auto& c : candidates) {
+    std::string_view cand = nameOf(c);
+    if (cand.size() > kMaxSuggestedNameLength || cand.size() > name.size() + bestD ||
+        name.size() > cand.size() + bestD)
+      continue;
+    size_t dist = editDistance(name, cand);
     if (dist < bestD) {
       bestD = dist;
-      best = d.name;
+      best = cand;
     }
   }
   return best.empty() ? "" : "; did you mean '" + std::string(best) + "'?";
+}
+
+std::string suggestOp(std::string_view name) {
+  return suggestion(name, allOpDefs(), [](const OpDef& d) { return d.name; });
+}
+
+// Element types as kiln.proto numbers them; the enum is open, so a binary file (or a number in
+// text) can hold any value.
+std::optional<DType> dtypeFromProto(int v) {
+  if (v < static_cast<int>(DType::Float32) || v > static_cast<int>(DType::Bool)) return std::nullopt;
+  return static_cast<DType>(v);
 }
 
 Expected<AttrValue> attrFromProto(const proto::Attr& a) {
@@ -96,11 +120,11 @@ Expected<AttrValue> attrFromProto(const proto::Attr& a) {
     case proto::Attr::kFloats:
       return AttrValue(std::vector<double>(a.floats().v().begin(), a.floats().v().end()));
     case proto::Attr::kDtype: {
-      auto t = static_cast<DType>(a.dtype());
-      if (a.dtype() == proto::DTYPE_UNSPECIFIED || dtypeName(t) == "invalid")
+      std::optional<DType> t = dtypeFromProto(a.dtype());
+      if (!t)
         return Error::msg("attribute '" + a.name() + "' has an invalid dtype (" +
                           std::to_string(a.dtype()) + ")");
-      return AttrValue(t);
+      return AttrValue(*t);
     }
     case proto::Attr::VALUE_NOT_SET: break;
   }
@@ -161,7 +185,10 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     if (!checkName(in.name(), loc, "input")) continue;
     Node* n = g->addNode(OpKind::Input, in.name());
     n->setLoc(loc);
-    if (in.dtype() != proto::DTYPE_UNSPECIFIED) n->setAttr("dtype", static_cast<DType>(in.dtype()));
+    if (in.dtype() != proto::DTYPE_UNSPECIFIED) {
+      if (std::optional<DType> t = dtypeFromProto(in.dtype())) n->setAttr("dtype", *t);
+      else fail(loc, in.name(), "input", "invalid dtype (" + std::to_string(in.dtype()) + ")");
+    }
     if (in.has_shape())
       n->setAttr("shape", std::vector<int64_t>(in.shape().dim().begin(), in.shape().dim().end()));
   }
@@ -174,7 +201,10 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     if (p.has_shape())
       n->setAttr("shape", std::vector<int64_t>(p.shape().dim().begin(), p.shape().dim().end()));
     if (p.has_trainable()) n->setAttr("trainable", p.trainable());
-    if (p.dtype() != proto::DTYPE_UNSPECIFIED) n->setAttr("dtype", static_cast<DType>(p.dtype()));
+    if (p.dtype() != proto::DTYPE_UNSPECIFIED) {
+      if (std::optional<DType> t = dtypeFromProto(p.dtype())) n->setAttr("dtype", *t);
+      else fail(loc, p.name(), "parameter", "invalid dtype (" + std::to_string(p.dtype()) + ")");
+    }
     if (p.has_init()) {
       const proto::Initializer& init = p.init();
       if (!init.kind().empty()) n->setAttr("init", init.kind());
@@ -189,21 +219,26 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
   // Nodes first, operands second: a node may name a later node (and a cycle is the verifier's
   // to report, not a crash here).
   std::vector<std::pair<Node*, const proto::Node*>> pending;
+  // Nodes that could not be built (already reported): reading them is not reported again.
+  std::set<std::string, std::less<>> failedNodes;
   for (int i = 0; i < gp.node_size(); ++i) {
     const proto::Node& np = gp.node(i);
     SourceLoc loc = locs.at("node", i);
     auto kind = lookupOp(np.op());
     if (np.op().empty()) {
       fail(loc, np.name(), {}, "node has no op");
+      failedNodes.insert(np.name());
       continue;
     }
     if (!kind) {
       fail(loc, np.name(), {}, "unknown op '" + np.op() + "'" + suggestOp(np.op()));
+      failedNodes.insert(np.name());
       continue;
     }
     if (*kind == OpKind::Input || *kind == OpKind::Parameter) {
       fail(loc, np.name(), np.op(),
            "'" + np.op() + "' is declared in the graph's " + np.op() + " list, not as a node");
+      failedNodes.insert(np.name());
       continue;
     }
     if (!checkName(np.name(), loc, "node")) continue;
@@ -223,15 +258,42 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     }
     pending.push_back({n, &np});
   }
+  // Why `tensor` names nothing, or empty if that was already reported (a node that failed).
+  int suggestionsLeft = 32;  // Each costs a pass over all names; keep big bad files linear.
+  auto whyMissing = [&](const std::string& tensor) -> std::string {
+    std::string_view base = tensor;
+    if (size_t colon = tensor.rfind(':'); colon != std::string::npos) {
+      base = base.substr(0, colon);
+      if (Node* n = g->findNode(base)) {
+        std::string_view idx = std::string_view(tensor).substr(colon + 1);
+        bool digits = !idx.empty() && idx.size() < 10 &&
+                      std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits)
+          return "'" + tensor + "', which has a bad result index (tensor names are 'node' or "
+                 "'node:N')";
+        return "'" + tensor + "', but node '" + n->name() + "' (" + std::string(n->opName()) +
+               ") has " + std::to_string(n->numResults()) + " result" +
+               (n->numResults() == 1 ? "" : "s");
+      }
+    }
+    if (failedNodes.count(base)) return "";
+    std::string hint;
+    if (suggestionsLeft > 0) {
+      --suggestionsLeft;
+      hint = suggestion(tensor, g->nodes(), [](const Node* n) -> std::string_view { return n->name(); });
+    }
+    return "'" + tensor + "', which is no input, parameter or node result" + hint;
+  };
   for (auto& [n, np] : pending) {
     std::vector<Value*> operands;
     bool ok = true;
     for (int k = 0; k < np->input_size(); ++k) {
       Value* v = g->findValue(np->input(k));
       if (!v) {
-        fail(n->loc(), n->name(), std::string(n->opName()),
-             "operand " + std::to_string(k) + " names '" + np->input(k) +
-                 "', which is no input, parameter or node result");
+        std::string why = whyMissing(np->input(k));
+        if (!why.empty())
+          fail(n->loc(), n->name(), std::string(n->opName()),
+               "operand " + std::to_string(k) + " names " + why);
         ok = false;
       }
       operands.push_back(v);
@@ -249,8 +311,9 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     }
     Value* v = g->findValue(tensor);
     if (!v) {
-      fail(loc, {}, {}, "output '" + (o.name().empty() ? tensor : o.name()) + "' reads '" +
-                            tensor + "', which is no input, parameter or node result");
+      std::string why = whyMissing(tensor);
+      if (!why.empty())
+        fail(loc, {}, {}, "output '" + (o.name().empty() ? tensor : o.name()) + "' reads " + why);
       continue;
     }
     g->addOutput(o.name().empty() ? tensor : o.name(), v);
@@ -265,6 +328,9 @@ Expected<std::unique_ptr<Graph>> parseGraph(std::string_view data, GraphFormat f
                                             const std::string& fileName) {
   proto::Graph gp;
   if (format == GraphFormat::Binary) {
+    // Protobuf logs (to stderr) why a string field failed UTF-8 validation; the error below
+    // is the one that counts.
+    pb::LogSilencer quiet;
     if (data.size() > static_cast<size_t>(INT32_MAX) ||
         !gp.ParseFromArray(data.data(), static_cast<int>(data.size())))
       return Error(Diagnostic{{fileName}, {}, {},

@@ -3,6 +3,7 @@
 #include "ir/ShapeInference.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 #include <set>
 
@@ -10,6 +11,12 @@ namespace kiln {
 namespace {
 
 const TensorType& operandType(const Node& n, size_t i) { return n.operand(i)->type(); }
+
+std::string numberStr(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", d);
+  return buf;
+}
 
 std::string nth(size_t i, const Node& n) {
   return "operand " + std::to_string(i) + " ('" + std::string(n.def().operands[std::min(
@@ -83,10 +90,10 @@ Expected<std::vector<TensorType>> inferReshape(const Node& n, const TensorType& 
       wild = static_cast<int>(k);
     } else if (target[k] <= 0) {
       return n.error("shape " + shapeStr(target) + " has a dimension that is not positive or -1");
-    } else {
-      known *= target[k];
     }
   }
+  if (std::string e = checkTensorLimits(target, "target shape"); !e.empty()) return n.error(e);
+  known = *boundedElementCount(target);
   int64_t staticIn = 1;
   int batchDims = 0;
   for (int64_t d : x.shape) {
@@ -132,6 +139,9 @@ Expected<std::vector<TensorType>> inferConcat(const Node& n) {
     if (t.shape[*ax] == kBatch || out[*ax] == kBatch)
       return n.error("cannot concatenate along the batch dimension");
     out[*ax] += t.shape[*ax];
+    if (out[*ax] > kMaxTensorElements)  // Checked here too, so that the sum cannot overflow.
+      return n.error("the concatenation has more than 2^31 elements along axis " +
+                     std::to_string(*ax));
   }
   if (out[*ax] == kBatch) return n.error("cannot concatenate along the batch dimension");
   return one({first.dtype, out});
@@ -212,6 +222,7 @@ Expected<std::vector<TensorType>> inferLeaf(const Node& n) {
     Shape s = n.hasAttr("shape") ? n.ints("shape") : (v.size() == 1 ? Shape{} : Shape{int64_t(v.size())});
     for (int64_t d : s)
       if (d <= 0) return n.error("constant shape " + shapeStr(s) + " must have positive dimensions");
+    if (std::string e = checkTensorLimits(s, "constant shape"); !e.empty()) return n.error(e);
     int64_t count = numElements(s);
     if (static_cast<int64_t>(v.size()) != 1 && static_cast<int64_t>(v.size()) != count)
       return n.error("constant of shape " + shapeStr(s) + " needs 1 or " + std::to_string(count) +
@@ -226,12 +237,14 @@ Expected<std::vector<TensorType>> inferLeaf(const Node& n) {
       if (s[k] == 0 || s[k] < -1 || (s[k] == -1 && k != 0))
         return n.error("input shape " + shapeStr(s) +
                        ": dimensions must be positive; only the first may be -1 (the batch)");
+    if (std::string e = checkTensorLimits(s, "input shape"); !e.empty()) return n.error(e);
     return one({dt, s});
   }
   // Parameter.
   if (!isFloat(dt)) return n.error("parameters must be float32 or float64, found " + std::string(dtypeName(dt)));
   for (int64_t d : s)
     if (d <= 0) return n.error("parameter shape " + shapeStr(s) + " must have positive dimensions");
+  if (std::string e = checkTensorLimits(s, "parameter shape"); !e.empty()) return n.error(e);
   if (n.s("init") == "values") {
     size_t count = n.floats("init_values").size();
     if (static_cast<int64_t>(count) != numElements(s))
@@ -242,6 +255,30 @@ Expected<std::vector<TensorType>> inferLeaf(const Node& n) {
 }
 
 }  // namespace
+
+std::optional<int64_t> boundedElementCount(const Shape& s) {
+  int64_t count = 1;
+  for (int64_t d : s) {
+    if (d == kBatch) continue;
+    if (d <= 0 || d > kMaxTensorElements / count) return std::nullopt;
+    count *= d;
+  }
+  return count;
+}
+
+std::string checkTensorLimits(const Shape& s, const std::string& what) {
+  if (static_cast<int64_t>(s.size()) > kMaxTensorRank)
+    return what + " has rank " + std::to_string(s.size()) + "; at most " +
+           std::to_string(kMaxTensorRank) + " dimensions are supported";
+  for (int64_t d : s)
+    if (d <= 0 && d != kBatch)
+      return what + " " + shapeStr(s) + " has a dimension that is not positive";
+  if (!boundedElementCount(s))
+    return what + " " + shapeStr(s) + " has more than 2^31 (" +
+           std::to_string(kMaxTensorElements) + ") elements, the limit for one tensor" +
+           (hasBatchDim(s) ? " (not counting the batch dimension)" : "");
+  return {};
+}
 
 std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank) return std::nullopt;
@@ -314,8 +351,8 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& n) {
     case OpKind::RRelu:
       KILN_RETURN_IF_ERROR(requireFloat(n, 0));
       if (n.f("lower") > n.f("upper"))
-        return n.error("lower (" + std::to_string(n.f("lower")) + ") must not exceed upper (" +
-                       std::to_string(n.f("upper")) + ")");
+        return n.error("lower (" + numberStr(n.f("lower")) + ") must not exceed upper (" +
+                       numberStr(n.f("upper")) + ")");
       return one(x());
 
     case OpKind::Equal: case OpKind::NotEqual: case OpKind::Less: case OpKind::LessEqual:
@@ -350,7 +387,7 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& n) {
       if (n.numOperands() == 2) {
         KILN_RETURN_IF_ERROR(requireSameDType(n, 0, 1));
         const TensorType& beta = operandType(n, 1);
-        if (beta.rank() > 1 || numElements(beta.shape) != 1)
+        if (beta.rank() > 1 || (beta.rank() == 1 && beta.shape[0] != 1))
           return n.error("beta must be a scalar ([] or [1]), found " + beta.str());
       }
       return one(x());

@@ -1,8 +1,13 @@
 // The verifier: op-table conformance, acyclicity and type inference over the whole graph.
 #include "ir/Verifier.h"
 
+#include <algorithm>
+#include <cassert>
 #include <cmath>
+#include <deque>
 #include <set>
+#include <tuple>
+#include <unordered_map>
 
 #include "ir/ShapeInference.h"
 
@@ -39,6 +44,78 @@ Status checkOperandCount(const Node& n) {
                  names + "), found " + std::to_string(count));
 }
 
+// Orders the nodes so that operands come first (Kahn's algorithm, file order among the ready
+// ones). Nodes on a cycle, and nodes reading one, are left out; each cycle is reported once, at
+// its node that comes first in the file. Linear in the size of the graph.
+std::vector<Node*> orderAndReportCycles(const Graph& g, std::vector<Diagnostic>& errs) {
+  std::vector<Node*> nodes = g.nodes();
+  std::unordered_map<const Node*, size_t> index;
+  std::vector<size_t> pending(nodes.size(), 0);  // operand slots not yet ordered
+  for (size_t k = 0; k < nodes.size(); ++k) index[nodes[k]] = k;
+  std::deque<Node*> ready;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    for (Value* v : nodes[k]->operands())
+      if (v) ++pending[k];
+    if (pending[k] == 0) ready.push_back(nodes[k]);
+  }
+  std::vector<Node*> order;
+  order.reserve(nodes.size());
+  while (!ready.empty()) {
+    Node* n = ready.front();
+    ready.pop_front();
+    order.push_back(n);
+    for (size_t r = 0; r < n->numResults(); ++r)
+      for (Node* user : n->result(r)->users())  // Once per operand slot, like `pending`.
+        if (--pending[index.at(user)] == 0) ready.push_back(user);
+  }
+  if (order.size() == nodes.size()) return order;
+
+  // Every left-over node reads a left-over node, so following such operands from any of them
+  // must come back to a node already on the walk (a new cycle) or reach an earlier walk (a
+  // cycle already reported, or a node reading one: not reported again).
+  std::vector<size_t> walkOf(nodes.size(), 0);
+  size_t walk = 0;
+  for (size_t start = 0; start < nodes.size(); ++start) {
+    if (pending[start] == 0 || walkOf[start] != 0) continue;
+    ++walk;
+    std::vector<size_t> path;
+    size_t cur = start;
+    while (walkOf[cur] == 0) {
+      walkOf[cur] = walk;
+      path.push_back(cur);
+      size_t next = cur;
+      for (Value* v : nodes[cur]->operands()) {
+        if (!v) continue;
+        size_t m = index.at(v->node());
+        if (pending[m] != 0) {
+          next = m;
+          break;
+        }
+      }
+      assert(next != cur || pending[cur] != 0);
+      cur = next;
+    }
+    if (walkOf[cur] != walk) continue;  // Reached an earlier walk.
+    std::vector<size_t> cycle(std::find(path.begin(), path.end(), cur), path.end());
+    std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+    const Node* first = nodes[cycle[0]];
+    std::string text;
+    if (cycle.size() == 1) {
+      text = "'" + first->name() + "' reads its own result";
+    } else {
+      constexpr size_t kShown = 8;
+      for (size_t k = 0; k < cycle.size() && k < kShown; ++k)
+        text += (k == 0 ? "'" : k == 1 ? " reads '" : ", which reads '") +
+                nodes[cycle[k]]->name() + "'";
+      if (cycle.size() > kShown)
+        text += ", ... (" + std::to_string(cycle.size()) + " nodes in all)";
+      text += ", which reads '" + first->name() + "'";
+    }
+    errs.push_back(first->diag("the graph has a cycle: " + text));
+  }
+  return order;
+}
+
 }  // namespace
 
 Status verifyAttrs(Node& n) {
@@ -70,7 +147,10 @@ Status verifyAttrs(Node& n) {
                      ? (std::holds_alternative<double>(value) ? std::get<double>(value)
                                                               : double(std::get<int64_t>(value)))
                      : static_cast<double>(std::get<int64_t>(value));
-      if (!(v >= spec->lo && v <= spec->hi))  // NaN fails too
+      if (!std::isfinite(v))
+        errs.push_back(n.diag("attribute '" + name + "' is " + numberStr(v) +
+                              "; it must be a finite number"));
+      else if (!(v >= spec->lo && v <= spec->hi))
         errs.push_back(n.diag("attribute '" + name + "' is " + numberStr(v) +
                               ", outside its allowed range " + rangeStr(*spec)));
     }
@@ -126,12 +206,7 @@ Status verifyGraph(Graph& g) {
   }
   if (g.outputs().empty())
     errs.push_back(Diagnostic{{g.sourceFile()}, {}, {}, "the graph has no outputs"});
-  Expected<std::vector<Node*>> order = g.topologicalOrder();
-  if (!order) {
-    absorb(order.takeError());
-    return Error(std::move(errs));
-  }
-  for (Node* n : *order) {
+  for (Node* n : orderAndReportCycles(g, errs)) {
     if (bad.count(n)) continue;
     bool skip = false;
     for (Value* v : n->operands())
@@ -146,10 +221,31 @@ Status verifyGraph(Graph& g) {
       bad.insert(n);
       continue;
     }
+    bool fits = true;
+    for (size_t i = 0; i < types->size() && fits; ++i) {
+      const TensorType& t = (*types)[i];
+      std::string e = checkTensorLimits(
+          t.shape, "result '" + n->result(i)->name() + "' (" + std::string(dtypeName(t.dtype)) + ")");
+      if (!e.empty()) {
+        errs.push_back(n->diag(e));
+        fits = false;
+      }
+    }
+    if (!fits) {
+      bad.insert(n);
+      continue;
+    }
     for (size_t i = 0; i < types->size(); ++i) n->result(i)->setType((*types)[i]);
   }
-  if (!errs.empty()) return Error(std::move(errs));
-  return Status::ok();
+  if (errs.empty()) return Status::ok();
+  // In file order (the checks above run in several sweeps); unlocated ones last.
+  std::stable_sort(errs.begin(), errs.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    auto key = [](const Diagnostic& d) {
+      return std::make_tuple(d.loc.line == 0, d.loc.line, d.loc.column);
+    };
+    return key(a) < key(b);
+  });
+  return Error(std::move(errs));
 }
 
 }  // namespace kiln

@@ -1,0 +1,3 @@
+name: "t"
+input { name: "x" shape { dim: -1 } }
+output { name: "x" }
