@@ -438,6 +438,31 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& n) {
       return inferConcat(n);
     case OpKind::Slice:
       return inferSlice(n, x());
+    case OpKind::Pad: {
+      Shape before = n.ints("before"), after = n.ints("after");
+      if (static_cast<int64_t>(before.size()) != x().rank() || static_cast<int64_t>(after.size()) != x().rank())
+        return n.error("before " + shapeStr(before) + " and after " + shapeStr(after) +
+                       " need one entry per axis of " + x().str());
+      Shape out = x().shape;
+      for (int64_t k = 0; k < x().rank(); ++k) {
+        if (before[k] < 0 || after[k] < 0)
+          return n.error("padding must not be negative, found before " + shapeStr(before) +
+                         " after " + shapeStr(after));
+        if (before[k] + after[k] == 0) continue;
+        if (out[k] == kBatch) return n.error("cannot pad the batch dimension of " + x().str());
+        out[k] += before[k] + after[k];
+      }
+      return one({x().dtype, out});
+    }
+    case OpKind::OneHot: {
+      if (!isInteger(x().dtype))
+        return n.error("indices must be int32 or int64, found " + x().str());
+      DType dt = n.dtype("dtype");
+      if (!isFloat(dt)) return n.error("dtype must be float32 or float64, found " + std::string(dtypeName(dt)));
+      Shape out = x().shape;
+      out.push_back(n.i("depth"));
+      return one({dt, out});
+    }
 
     case OpKind::BatchNorm:
       return inferBatchNorm(n);

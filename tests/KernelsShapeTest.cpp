@@ -271,3 +271,44 @@ INSTANTIATE_TEST_SUITE_P(KernelsShape, KernelsShapeTest,
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// pad and one_hot: the ops gradients of slice and cross-entropy are built from.
+TEST(KernelsPadOneHotTest, PadPlacesTheInputAmongZeros) {
+  auto g = test::parseVerified(R"(
+    input { name: "x" dtype: INT32 shape { dim: 2 dim: 2 } }
+    node { name: "y" op: "pad" input: "x"
+           attr { name: "before" ints { v: 1 v: 0 } } attr { name: "after" ints { v: 0 v: 2 } } }
+    output { name: "y" })");
+  ASSERT_TRUE(g);
+  Interpreter interp(*g);
+  auto out = interp.run({{"x", Tensor::fromVector<int32_t>({2, 2}, {1, 2, 3, 4})}});
+  ASSERT_TRUE(out) << out.error().str();
+  const Tensor& y = out->at("y");
+  ASSERT_EQ(y.shape(), (Shape{3, 4}));
+  // Row 0 is padding; rows 1-2 hold [1,2] and [3,4] followed by two zeros each.
+  std::vector<int32_t> want = {0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0};
+  EXPECT_EQ(std::vector<int32_t>(y.data<int32_t>(), y.data<int32_t>() + 12), want);
+}
+
+TEST(KernelsPadOneHotTest, OneHotRowsAndBadIndex) {
+  auto g = test::parseVerified(R"(
+    input { name: "k" dtype: INT64 shape { dim: -1 } }
+    node { name: "y" op: "one_hot" input: "k" attr { name: "depth" i: 3 } }
+    output { name: "y" })");
+  ASSERT_TRUE(g);
+  Interpreter interp(*g);
+  auto out = interp.run({{"k", Tensor::fromVector<int64_t>({2}, {2, 0})}});
+  ASSERT_TRUE(out) << out.error().str();
+  const Tensor& y = out->at("y");
+  ASSERT_EQ(y.type().str(), "float32[2,3]");
+  EXPECT_EQ(std::vector<float>(y.data<float>(), y.data<float>() + 6), (std::vector<float>{0, 0, 1, 1, 0, 0}));
+  auto bad = interp.run({{"k", Tensor::fromVector<int64_t>({1}, {3})}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().str().find("index 3 at position 0 is outside [0, 3)"), std::string::npos) << bad.error().str();
+}
+
+}  // namespace
+}  // namespace kiln

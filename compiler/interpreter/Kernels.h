@@ -25,7 +25,12 @@ struct KernelContext {
   int64_t step;   // the training step (for per-step random streams)
 
   /// This node's random numbers at this step.
-  rt::RandomStream random() const { return rt::RandomStream::forStep(seed, node.name(), step); }
+  /// (Or, with a `noise_from` attribute, the named node's: a gradient reuses its forward mask.)
+  rt::RandomStream random() const {
+    auto it = node.attrs().find("noise_from");
+    const std::string* from = it == node.attrs().end() ? nullptr : std::get_if<std::string>(&it->second);
+    return rt::RandomStream::forStep(seed, from && !from->empty() ? *from : node.name(), step);
+  }
   Error error(std::string message) const { return node.error(std::move(message)); }
 };
 

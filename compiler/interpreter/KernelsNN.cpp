@@ -271,9 +271,25 @@ Status accuracyKernel(KernelContext& ctx) {
   });
 }
 
+// An index outside [0, depth) is an error: a silent all-zero row would hide bad labels.
+Status oneHotKernel(KernelContext& ctx) {
+  const Tensor& idx = *ctx.in[0];
+  Tensor& y = *ctx.out[0];
+  const int64_t depth = ctx.node.i("depth");
+  for (int64_t r = 0; r < idx.size(); ++r) {
+    int64_t k = labelAt(idx, r);
+    if (k < 0 || k >= depth)
+      return ctx.error("index " + std::to_string(k) + " at position " + std::to_string(r) +
+                       " is outside [0, " + std::to_string(depth) + ")");
+    y.setDouble(r * depth + k, 1.0);
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 void registerNNKernels(KernelTable& t) {
+  t[size_t(OpKind::OneHot)] = &oneHotKernel;
   t[size_t(OpKind::Constant)] = &constantKernel;
   t[size_t(OpKind::MatMul)] = &matmulKernel;
   t[size_t(OpKind::Softmax)] = &softmaxKernel<false>;

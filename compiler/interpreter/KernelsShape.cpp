@@ -208,9 +208,31 @@ Status concatKernel(KernelContext& ctx) {
   return Status::ok();
 }
 
+// The output starts zeroed (tensors are allocated zero-filled); each input element lands at its
+// position shifted by `before`.
+Status padKernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.in[0];
+  Tensor& y = *ctx.out[0];
+  std::vector<int64_t> before = ctx.node.ints("before");
+  std::vector<int64_t> outStride = stridesOf(y.shape());
+  const size_t es = static_cast<size_t>(dtypeSize(x.dtype()));
+  std::vector<int64_t> pos(static_cast<size_t>(x.rank()), 0);
+  for (int64_t e = 0; e < x.size(); ++e) {
+    int64_t d = 0;
+    for (int64_t k = 0; k < x.rank(); ++k) d += (pos[k] + before[k]) * outStride[k];
+    std::memcpy(bytesOf(y) + d * es, bytesOf(x) + e * es, es);
+    for (int64_t k = x.rank() - 1; k >= 0; --k) {
+      if (++pos[k] < x.dim(k)) break;
+      pos[k] = 0;
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 void registerShapeKernels(KernelTable& t) {
+  t[size_t(OpKind::Pad)] = &padKernel;
   t[size_t(OpKind::ReduceSum)] = &reduceSumKernel;
   t[size_t(OpKind::ReduceMean)] = &reduceMeanKernel;
   t[size_t(OpKind::ReduceMax)] = &reduceMaxKernel;
