@@ -259,7 +259,9 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     pending.push_back({n, &np});
   }
   // Why `tensor` names nothing, or empty if that was already reported (a node that failed).
-  int suggestionsLeft = 32;  // Each costs a pass over all names; keep big bad files linear.
+  // Each suggestion compares against every name: a budget keeps huge bad files linear.
+  int64_t suggestionBudget = 1 << 20;
+  std::vector<Node*> candidates;
   auto whyMissing = [&](const std::string& tensor) -> std::string {
     std::string_view base = tensor;
     if (size_t colon = tensor.rfind(':'); colon != std::string::npos) {
@@ -278,10 +280,10 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     }
     if (failedNodes.count(base)) return "";
     std::string hint;
-    if (suggestionsLeft > 0) {
-      --suggestionsLeft;
-      hint = suggestion(tensor, g->nodes(), [](const Node* n) -> std::string_view { return n->name(); });
-    }
+    if (candidates.empty()) candidates = g->nodes();  // All nodes exist by now.
+    suggestionBudget -= static_cast<int64_t>(candidates.size());
+    if (suggestionBudget >= 0)
+      hint = suggestion(tensor, candidates, [](const Node* n) -> std::string_view { return n->name(); });
     return "'" + tensor + "', which is no input, parameter or node result" + hint;
   };
   for (auto& [n, np] : pending) {
