@@ -338,6 +338,8 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& n) {
       KILN_ASSIGN_OR_RETURN(TensorType t, broadcastBinary(n, 0, 1));
       return one(t);
     }
+    case OpKind::Cast:
+      return one({n.dtype("dtype"), x().shape});
     case OpKind::Neg: case OpKind::Abs:
       KILN_RETURN_IF_ERROR(requireNumeric(n, 0));
       return one(x());

@@ -17,6 +17,7 @@ const GradTable& gradTable() {
     registerElementwiseGrads(t);
     registerNNGrads(t);
     registerShapeGrads(t);
+    registerMiscGrads(t);
     return t;
   }();
   return table;

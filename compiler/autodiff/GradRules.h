@@ -47,6 +47,7 @@ const GradTable& gradTable();
 void registerElementwiseGrads(GradTable& t);  // GradRulesElementwise.cpp
 void registerNNGrads(GradTable& t);           // GradRulesNN.cpp
 void registerShapeGrads(GradTable& t);        // GradRulesShape.cpp
+void registerMiscGrads(GradTable& t);         // GradRulesMisc.cpp
 
 /// Sums `grad` (the shape of a broadcast result) down to `shape` (one operand's shape), as a
 /// broadcasting op's gradient needs: reduce the leading axes and the size-1 axes it grew.

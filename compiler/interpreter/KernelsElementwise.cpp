@@ -348,8 +348,34 @@ Status alphaDropoutKernel(KernelContext& ctx) {
 
 }  // namespace
 
+// Float -> integer truncates toward zero (as C++ and LLVM's fptosi do); a value outside the
+// integer's range is an error rather than undefined behaviour.
+static Status castKernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.in[0];
+  Tensor& y = *ctx.out[0];
+  if (x.dtype() == DType::Int64 && y.dtype() == DType::Int32) {
+    *ctx.out[0] = x.castTo(DType::Int32);
+    return Status::ok();
+  }
+  if (isInteger(x.dtype()) && isInteger(y.dtype())) {
+    *ctx.out[0] = x.castTo(y.dtype());
+    return Status::ok();
+  }
+  for (int64_t i = 0; i < x.size(); ++i) {
+    double v = x.getDouble(i);
+    if (isInteger(y.dtype())) {
+      double lo = y.dtype() == DType::Int32 ? -2147483648.0 : -9223372036854775808.0;
+      if (!(v >= lo && v < -lo))
+        return ctx.error("cannot cast " + std::to_string(v) + " to " + std::string(dtypeName(y.dtype())));
+    }
+    y.setDouble(i, v);
+  }
+  return Status::ok();
+}
+
 void registerElementwiseKernels(KernelTable& t) {
   auto set = [&](OpKind op, KernelFn fn) { t[static_cast<size_t>(op)] = fn; };
+  set(OpKind::Cast, &castKernel);
   set(OpKind::Add, &arithKernel<Arith::Add>);
   set(OpKind::Sub, &arithKernel<Arith::Sub>);
   set(OpKind::Mul, &arithKernel<Arith::Mul>);
