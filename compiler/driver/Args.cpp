@@ -20,6 +20,7 @@ void ArgParser::positional(const std::string& metavar, const std::string& help) 
   positionalSpecs_.push_back({metavar, help});
   requiredPositionals_ = positionalSpecs_.size();
 }
+void ArgParser::alias(char shortName, const std::string& name) { aliases_[shortName] = name; }
 void ArgParser::optionalPositional(const std::string& metavar, const std::string& help) {
   positionalSpecs_.push_back({metavar, help + " (optional)"});
 }
@@ -33,7 +34,8 @@ const ArgParser::Spec* ArgParser::find(const std::string& name) const {
 Status ArgParser::parse(const std::vector<std::string>& args) {
   std::string cmd = "kiln " + usage_.substr(0, usage_.find(' '));
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
+    std::string a = args[i];
+    if (a.size() == 2 && a[0] == '-' && aliases_.count(a[1])) a = "--" + aliases_.at(a[1]);
     if (a == "--help" || a == "-h") {
       help_ = true;
       return Status::ok();
@@ -102,6 +104,8 @@ std::string ArgParser::helpText() const {
   out += "\nOptions:\n";
   for (const Spec& s : specs_) {
     std::string left = "--" + s.name + (s.takesValue ? " " + s.metavar : "");
+    for (const auto& [c, name] : aliases_)
+      if (name == s.name) left = "-" + std::string(1, c) + ", " + left;
     std::string help = s.help;
     if (s.isRepeated) help += " (repeatable)";
     if (!s.defaultValue.empty()) help += " [default: " + s.defaultValue + "]";

@@ -20,6 +20,8 @@ class ArgParser {
               const std::string& defaultValue = "");
   void repeated(const std::string& name, const std::string& metavar, const std::string& help);
   void positional(const std::string& metavar, const std::string& help);
+  /// `-x` as another spelling of the option `--name` (e.g. alias('o', "output")).
+  void alias(char shortName, const std::string& name);
   /// A positional that may be left out (after the required ones).
   void optionalPositional(const std::string& metavar, const std::string& help);
 
@@ -42,6 +44,7 @@ class ArgParser {
   const Spec* find(const std::string& name) const;
   std::string usage_, description_;
   std::vector<Spec> specs_;
+  std::map<char, std::string> aliases_;
   std::vector<std::pair<std::string, std::string>> positionalSpecs_;
   size_t requiredPositionals_ = 0;
   std::map<std::string, std::vector<std::string>> values_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compiler/interpreter/Tensor.h"
+#include "frontend/Expand.h"
 #include "ir/Graph.h"
 
 namespace kiln::driver {
@@ -14,8 +15,23 @@ namespace kiln::driver {
 int runCheck(const std::vector<std::string>& args);
 int runRun(const std::vector<std::string>& args);
 int runOps(const std::vector<std::string>& args);
+int runDot(const std::vector<std::string>& args);
 
-/// Reads and verifies a model (an op-level graph, .pbtxt or .pb).
+/// A model file of either level, read and verified.
+struct LoadedModel {
+  /// For an op-level graph only `model.graph` and `model.name` are set; for a layer-level model,
+  /// its expansion (layers, training spec).
+  frontend::ExpandedModel model;
+  bool layerLevel = false;
+};
+
+/// Reads a layer-level model (expanded in `mode`) or an op-level graph (`mode` does not apply),
+/// whichever the file holds (frontend::isModelData tells), with the errors of that format.
+Expected<LoadedModel> loadAnyModel(const std::string& path,
+                                   frontend::Expansion mode = frontend::Expansion::Inference);
+
+/// Reads and verifies a model of either level (.pbtxt or .pb) as an op-level graph; a
+/// layer-level model is expanded in inference form.
 Expected<std::unique_ptr<Graph>> loadModel(const std::string& path);
 
 /// .npy <-> Tensor (float32, float64, int32, int64, bool).

@@ -18,6 +18,7 @@ constexpr Command kCommands[] = {
     {"check", kiln::driver::runCheck, "Verify a model and print its summary"},
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
     {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},
+    {"dot", kiln::driver::runDot, "Write a model's graph as Graphviz DOT, clustered by layer"},
 };
 
 void printUsage(FILE* to) {

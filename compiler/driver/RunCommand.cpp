@@ -17,7 +17,10 @@ int runRun(const std::vector<std::string>& args) {
   p.positional("MODEL", "The model file (.pbtxt or .pb)");
   p.repeated("input", "NAME=FILE.npy", "The value of input NAME; every graph input needs one");
   p.option("output-dir", "DIR", "Where to write the outputs", ".");
-  p.option("seed", "N", "Seed for initializers and random ops", "0");
+  p.option("seed", "N", "Seed for initializers and random ops (default: a layer-level model's "
+           "training.seed, else 0)");
+  p.flag("evaluation", "Run a layer-level model's evaluation graph (inputs: x and labels; outputs: "
+         "logits, loss and the metrics)");
   p.option("precision", "float32|float64", "Compute in this precision", "float32");
   p.option("step", "N", "The step that selects the noise of dropout/rrelu nodes with training: true",
            "0");
@@ -35,7 +38,7 @@ int runRun(const std::vector<std::string>& args) {
   };
   RunOptions opts;
   try {
-    opts.seed = std::stoull(p.get("seed"));
+    opts.seed = p.has("seed") ? std::stoull(p.get("seed")) : 0;
     opts.step = std::stoll(p.get("step"));
   } catch (const std::exception&) {
     return fail(Error::msg("kiln run: --seed and --step take non-negative integers"));
@@ -45,25 +48,29 @@ int runRun(const std::vector<std::string>& args) {
     return fail(Error::msg("kiln run: --precision must be float32 or float64, found '" + precision + "'"));
   opts.precision = precision == "float64" ? Precision::Float64 : Precision::Float32;
 
-  auto g = loadModel(p.positionals()[0]);
-  if (!g) return fail(g.error());
+  auto loaded = loadAnyModel(p.positionals()[0], p.has("evaluation")
+                                                     ? frontend::Expansion::Evaluation
+                                                     : frontend::Expansion::Inference);
+  if (!loaded) return fail(loaded.error());
+  if (!p.has("seed") && loaded->model.training) opts.seed = loaded->model.training->seed;
+  const Graph& graph = *loaded->model.graph;
   std::map<std::string, Tensor> inputs;
   for (const std::string& spec : p.getAll("input")) {
     size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0)
       return fail(Error::msg("kiln run: --input takes NAME=FILE.npy, found '" + spec + "'"));
     std::string name = spec.substr(0, eq), file = spec.substr(eq + 1);
-    Node* in = (*g)->findNode(name);
+    Node* in = graph.findNode(name);
     if (!in || in->op() != OpKind::Input) {
       std::string names;
-      for (Node* n : (*g)->inputs()) names += (names.empty() ? "" : ", ") + n->name();
+      for (Node* n : graph.inputs()) names += (names.empty() ? "" : ", ") + n->name();
       return fail(Error::msg("kiln run: the model has no input '" + name + "' (its inputs: " + names + ")"));
     }
     auto t = readTensorNpy(file);
     if (!t) return fail(t.error());
     inputs[name] = std::move(*t);
   }
-  Interpreter interp(**g);
+  Interpreter interp(graph);
   if (Status s = interp.initializeParameters(opts.seed); !s) return fail(s.error());
   auto outputs = interp.run(inputs, opts);
   if (!outputs) return fail(outputs.error());

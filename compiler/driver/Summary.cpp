@@ -44,6 +44,35 @@ std::string pad(std::string s, size_t width) {
 }
 }  // namespace
 
+namespace {
+std::string totals(const Graph& g, size_t width) {
+  ParamCounts c = countParams(g);
+  std::string out = std::string(width, '=') + "\n";
+  out += "Total params: " + withThousands(c.total) + "\n";
+  out += "Trainable params: " + withThousands(c.trainable) + "\n";
+  out += "Non-trainable params: " + withThousands(c.nonTrainable) + "\n";
+  return out + std::string(width, '_') + "\n";
+}
+}  // namespace
+
+std::string summarizeModel(const frontend::ExpandedModel& m) {
+  size_t nameWidth = 29;
+  for (const frontend::LayerInfo& l : m.layers)
+    nameWidth = std::max(nameWidth, l.name.size() + l.typeName.size() + 5);
+  const size_t shapeWidth = 26, width = nameWidth + shapeWidth + 10;
+  std::string out = "Model: \"" + m.name + "\"\n";
+  out += std::string(width, '_') + "\n";
+  out += " " + pad("Layer (type)", nameWidth - 1) + pad("Output Shape", shapeWidth) + "Param #\n";
+  out += std::string(width, '=') + "\n";
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const frontend::LayerInfo& l = m.layers[i];
+    if (i) out += "\n";  // Keras separates the rows with a blank line.
+    out += " " + pad(l.name + " (" + l.typeName + ")", nameWidth - 1) +
+           pad(kerasShape(l.output->type().shape), shapeWidth) + withThousands(l.paramCount()) + "\n";
+  }
+  return out + totals(*m.graph, width);
+}
+
 std::string summarizeGraph(const Graph& g) {
   Expected<std::vector<Node*>> order = g.topologicalOrder();
   std::vector<Node*> nodes = order ? *order : g.nodes();
@@ -76,13 +105,7 @@ std::string summarizeGraph(const Graph& g) {
   }
   if (unused) out += " " + pad("(parameters no node reads)", nameWidth - 1) + pad("", shapeWidth) +
                      withThousands(unused) + "\n";
-  ParamCounts c = countParams(g);
-  out += std::string(width, '=') + "\n";
-  out += "Total params: " + withThousands(c.total) + "\n";
-  out += "Trainable params: " + withThousands(c.trainable) + "\n";
-  out += "Non-trainable params: " + withThousands(c.nonTrainable) + "\n";
-  out += std::string(width, '_') + "\n";
-  return out;
+  return out + totals(g, width);
 }
 
 }  // namespace kiln::driver

@@ -1,10 +1,12 @@
-// The Keras-style summary of a graph: each node with its output shape and parameter count,
-// then the total, trainable and non-trainable parameter counts.
+// The Keras-style summaries: of a layer-level model (each layer with its type, output shape and
+// parameter count) and of an op-level graph (each node); then the total, trainable and
+// non-trainable parameter counts.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "frontend/Expand.h"
 #include "ir/Graph.h"
 
 namespace kiln::driver {
@@ -18,8 +20,12 @@ struct ParamCounts {
 /// Counts the elements of every parameter (the graph must be verified).
 ParamCounts countParams(const Graph& g);
 
-/// The summary table (the graph must be verified).
+/// The op-level summary table (the graph must be verified).
 std::string summarizeGraph(const Graph& g);
+
+/// The layer-level summary table of an expanded model, as Keras prints model.summary():
+/// "Layer (type)", "Output Shape", "Param #", then the totals.
+std::string summarizeModel(const frontend::ExpandedModel& m);
 
 /// 268250 -> "268,250".
 std::string withThousands(int64_t n);

@@ -1,7 +1,6 @@
-// Loading models and reading/writing tensors as NumPy .npy files for the CLI.
+// Reading and writing tensors as NumPy .npy files for the CLI.
 #include "compiler/driver/Commands.h"
 #include "ir/ProtoIO.h"
-#include "ir/Verifier.h"
 #include "runtime/Npy.h"
 
 namespace kiln::driver {
@@ -17,12 +16,6 @@ std::string descrOf(DType t) {
   return "";
 }
 }  // namespace
-
-Expected<std::unique_ptr<Graph>> loadModel(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, readGraphFile(path));
-  KILN_RETURN_IF_ERROR(verifyGraph(*g));
-  return g;
-}
 
 Expected<Tensor> readTensorNpy(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, readFileBytes(path));
