@@ -70,6 +70,18 @@ Status Interpreter::setParameter(const std::string& name, const Tensor& value) {
   return Status::ok();
 }
 
+int Interpreter::updateParameters(const std::map<std::string, Tensor>& values) {
+  int n = 0;
+  for (auto& [name, current] : params_) {
+    auto it = values.find(name);
+    if (it == values.end()) continue;
+    assert(it->second.shape() == current.shape());
+    current = it->second.castTo(current.dtype());
+    ++n;
+  }
+  return n;
+}
+
 const Tensor* Interpreter::parameter(const std::string& name) const {
   auto it = params_.find(name);
   return it == params_.end() ? nullptr : &it->second;

@@ -35,6 +35,10 @@ class Interpreter {
   /// The current value of a parameter, or null.
   const Tensor* parameter(const std::string& name) const;
   const std::map<std::string, Tensor>& parameters() const { return params_; }
+  /// Sets every parameter that has a same-named entry in `values` (a training step's outputs
+  /// carry each piece of state's new value under its name), converting to its dtype.
+  /// Returns how many were set.
+  int updateParameters(const std::map<std::string, Tensor>& values);
 
   /// Runs the graph on `inputs` (by input name; every input is required) and returns the graph
   /// outputs by output name. Input dtypes and shapes must match (the batch dimension binds
