@@ -139,12 +139,16 @@ void attrToProto(const std::string& name, const AttrValue& v, proto::Attr* a) {
     case AttrType::Float: a->set_f(std::get<double>(v)); break;
     case AttrType::String: a->set_s(std::get<std::string>(v)); break;
     case AttrType::Bool: a->set_b(std::get<bool>(v)); break;
-    case AttrType::Ints:
-      for (int64_t x : std::get<std::vector<int64_t>>(v)) a->mutable_ints()->add_v(x);
+    case AttrType::Ints: {
+      proto::IntList* list = a->mutable_ints();  // Sets the oneof even for an empty list.
+      for (int64_t x : std::get<std::vector<int64_t>>(v)) list->add_v(x);
       break;
-    case AttrType::Floats:
-      for (double x : std::get<std::vector<double>>(v)) a->mutable_floats()->add_v(x);
+    }
+    case AttrType::Floats: {
+      proto::FloatList* list = a->mutable_floats();
+      for (double x : std::get<std::vector<double>>(v)) list->add_v(x);
       break;
+    }
     case AttrType::DType:
       a->set_dtype(static_cast<proto::DType>(std::get<DType>(v)));
       break;
@@ -394,7 +398,7 @@ proto::Graph graphToProto(const Graph& g) {
       if (n->hasAttr("init_mode")) init.set_mode(n->s("init_mode"));
       if (n->hasAttr("init_distribution")) init.set_distribution(n->s("init_distribution"));
       if (n->hasAttr("init_value")) init.set_value(n->f("init_value"));
-      for (double v : n->floats("init_values")) init.add_values(static_cast<float>(v));
+      for (double v : n->floats("init_values")) init.add_values(v);
       if (init.ByteSizeLong() > 0) *p->mutable_init() = init;
     }
   }

@@ -15,6 +15,7 @@ namespace kiln::driver {
 int runCheck(const std::vector<std::string>& args);
 int runRun(const std::vector<std::string>& args);
 int runOps(const std::vector<std::string>& args);
+int runOpt(const std::vector<std::string>& args);
 int runDot(const std::vector<std::string>& args);
 
 /// A model file of either level, read and verified.
