@@ -44,6 +44,37 @@ Status checkOperandCount(const Node& n) {
                  names + "), found " + std::to_string(count));
 }
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as protobuf
+// requires of string fields: anything else could be held in memory but not written to a file.
+bool isValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // Allowed range of the second byte.
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else return false;
+    if (i + len > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return false;
+    for (size_t k = 2; k < len; ++k)
+      if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return false;
+    i += len;
+  }
+  return true;
+}
+
+const char kNotUtf8[] = " is not valid UTF-8 (the file format's strings must be)";
+
 // Orders the nodes so that operands come first (Kahn's algorithm, file order among the ready
 // ones). Nodes on a cycle, and nodes reading one, are left out; each cycle is reported once, at
 // its node that comes first in the file. Linear in the size of the graph.
@@ -154,7 +185,9 @@ Status verifyAttrs(Node& n) {
         errs.push_back(n.diag("attribute '" + name + "' is " + numberStr(v) +
                               ", outside its allowed range " + rangeStr(*spec)));
     }
-    if (spec->type == AttrType::String && !spec->choices.empty()) {
+    if (spec->type == AttrType::String && !isValidUtf8(std::get<std::string>(value)))
+      errs.push_back(n.diag("attribute '" + name + "'" + kNotUtf8));
+    else if (spec->type == AttrType::String && !spec->choices.empty()) {
       const std::string& v = std::get<std::string>(value);
       bool ok = false;
       std::string_view rest = spec->choices;
@@ -194,8 +227,17 @@ Status verifyGraph(Graph& g) {
     return false;
   };
   std::set<const Node*> bad;
+  if (!isValidUtf8(g.name()))
+    errs.push_back(Diagnostic{{g.sourceFile()}, {}, {}, "the graph's name" + std::string(kNotUtf8)});
+  for (const GraphOutput& o : g.outputs())
+    if (!isValidUtf8(o.name))
+      errs.push_back(Diagnostic{{g.sourceFile()}, {}, {}, "output name '" + o.name + "'" + kNotUtf8});
   for (Node* n : g.nodes()) {
     bool ok = absorb(checkOperandCount(*n));
+    if (!isValidUtf8(n->name())) {
+      errs.push_back(n->diag("the node's name" + std::string(kNotUtf8)));
+      ok = false;
+    }
     for (Value* v : n->operands())
       if (!v) {
         errs.push_back(n->diag("has an unset operand"));

@@ -93,6 +93,19 @@ TEST(VerifierTest, VerifyingTwiceIsFine) {
   EXPECT_TRUE(s) << s.error().str();
 }
 
+TEST(VerifierTest, UnicodeNamesAreFine) {
+  // Valid UTF-8 of every length (2, 3 and 4 bytes); only invalid sequences are rejected.
+  auto g = parseVerified(R"(
+    name: "modèle"
+    input { name: "entrée" shape { dim: -1 dim: 4 } }
+    node { name: "层1" op: "relu" input: "entrée" }
+    node { name: "🔥" op: "tanh" input: "层1" }
+    output { name: "sortie" tensor: "🔥" }
+  )");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->outputs()[0].value->type().str(), "float32[-1,4]");
+}
+
 TEST(VerifierTest, ReportsEveryIndependentErrorButNoCascades) {
   // Two bad nodes, each with a user that would fail too if it were checked with a guessed type.
   std::string err = verifyError(R"(
@@ -259,6 +272,22 @@ TEST(VerifierTest, BinaryGraphWithOutOfRangeDtypeIsRejected) {
   auto parsed = parseGraph(bytes, GraphFormat::Binary, "t.pb");
   ASSERT_FALSE(parsed);
   EXPECT_EQ(parsed.error().str(), "t.pb: error: node 'x' (input): invalid dtype (257)");
+}
+
+TEST(VerifierTest, InitValuesMustFitTheFileFormat) {
+  // Found by the fuzzer: a graph built in memory with init values beyond float32 verified, but
+  // its file (kiln.proto stores them as float) read back as inf and failed.
+  Graph g("t");
+  Node* w = g.addNode(OpKind::Parameter, "w");
+  w->setAttr("shape", std::vector<int64_t>{2});
+  w->setAttr("init", std::string("values"));
+  w->setAttr("init_values", std::vector<double>{1.0, 1e300});
+  g.addOutput("w", w->result());
+  Status s = verifyGraph(g);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().str().find("node 'w' (parameter): init 'values' holds 1e+300, which is "
+                                 "outside the float32 range"),
+            std::string::npos) << s.error().str();
 }
 
 }  // namespace

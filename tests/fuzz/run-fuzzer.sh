@@ -5,7 +5,8 @@
 #
 # Environment: BUILD_DIR (default /tmp/build_fuzz), CORPUS_DIR (default $BUILD_DIR/fuzz-corpus,
 # kept between runs), JOBS for ninja (default 2). The seed corpus is the example graphs plus
-# tests/bad/, each prefixed with the byte that selects its format (0 text, 1 binary). Crashes,
+# tests/bad/, each prefixed with the byte that selects its format (0 text, 1 binary; 3 builds a
+# graph in memory, see FuzzGraph.cpp). Crashes,
 # hangs and leaks are written to $BUILD_DIR/fuzz-artifacts/; reproduce one with
 #   $BUILD_DIR/tests/fuzz/kiln_fuzz_graph $BUILD_DIR/fuzz-artifacts/crash-...
 # then add the file (without its first byte) to tests/bad/ with its expected error.
@@ -32,6 +33,11 @@ done
 for f in "$SRC_DIR"/tests/bad/*.pb; do
   [[ -f "$f" ]] || continue
   { printf '\x01'; cat "$f"; } > "$SEED_DIR/binary-$(basename "$f")"
+done
+
+# Seeds for the in-memory builder mode (first byte 3): random bytes are as good as any.
+for k in $(seq 1 16); do
+  { printf '\x03'; head -c 512 /dev/urandom; } > "$SEED_DIR/built-$k"
 done
 
 # One job; -timeout catches hangs (quadratic or worse behaviour), -rss_limit_mb huge
