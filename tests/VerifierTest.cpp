@@ -290,5 +290,24 @@ TEST(VerifierTest, InitValuesMustFitTheFileFormat) {
             std::string::npos) << s.error().str();
 }
 
+TEST(VerifierTest, EmptyListAttributeRoundTrips) {
+  // Found by the fuzzer's round-trip check: `axes: []` was written as an attribute with no value.
+  auto g = parseVerified(R"(
+    input { name: "x" shape { dim: -1 dim: 4 } }
+    node { name: "r" op: "reduce_max" input: "x" attr { name: "axes" ints { } } }
+    output { name: "r" }
+  )");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->findValue("r")->type().str(), "float32[]");
+  for (GraphFormat format : {GraphFormat::Text, GraphFormat::Binary}) {
+    std::string bytes = format == GraphFormat::Text ? graphToText(*g) : graphToBinary(*g);
+    auto back = parseGraph(bytes, format, "back");
+    ASSERT_TRUE(back) << back.error().str();
+    Status s = verifyGraph(**back);
+    ASSERT_TRUE(s) << s.error().str();
+    EXPECT_EQ((*back)->findValue("r")->type().str(), "float32[]");
+  }
+}
+
 }  // namespace
 }  // namespace kiln
