@@ -1,0 +1,311 @@
+// The ops that are not elemental get loop nests of their own (reductions, softmax, losses,
+// argmax, accuracy) or a runtime call (matmul); the rest store an elemental loop. Accumulations
+// over float32 run in double, as in the interpreter, with reassociation allowed so they vectorize.
+#include <llvm/IR/Intrinsics.h>
+
+#include <limits>
+#include <set>
+
+#include "compiler/codegen/Emitter.h"
+#include "ir/ShapeInference.h"
+#include "runtime/KilnABI.h"
+
+namespace kiln::codegen {
+
+using llvm::Value;
+
+namespace {
+/// acc + v with reassociation allowed (a vectorizable reduction; the order of float sums changes).
+Value* reassocAdd(llvm::IRBuilder<>& b, Value* acc, Value* v) {
+  Value* r = b.CreateFAdd(acc, v);
+  if (auto* i = llvm::dyn_cast<llvm::Instruction>(r)) i->setHasAllowReassoc(true);
+  return r;
+}
+}  // namespace
+
+void FunctionEmitter::emitNode(const Node& n) {
+  switch (n.op()) {
+    case OpKind::Input: case OpKind::Parameter: case OpKind::Constant: return;
+    case OpKind::MatMul: return emitMatMul(n);
+    case OpKind::ReduceSum: case OpKind::ReduceMean: case OpKind::ReduceMax: return emitReduction(n);
+    case OpKind::Softmax: return emitSoftmax(n, /*log=*/false);
+    case OpKind::LogSoftmax: return emitSoftmax(n, /*log=*/true);
+    case OpKind::SparseSoftmaxCrossEntropy: return emitSparseCrossEntropy(n, /*accuracy=*/false);
+    case OpKind::Accuracy: return emitSparseCrossEntropy(n, /*accuracy=*/true);
+    case OpKind::BinaryCrossEntropyWithLogits: case OpKind::MeanSquaredError: return emitMeanLoss(n);
+    case OpKind::ArgMax: return emitArgMax(n);
+    default: break;
+  }
+  // Elemental ops that are stored: one loop over the result, their inlined operands fused in.
+  for (size_t r = 0; r < n.numResults(); ++r) {
+    const kiln::Value* v = n.result(r);
+    if (s_.isInlined(v) || !buffers_.count(v)) continue;
+    loopNest(v->type().shape, [&](Index& idx) { store(v, idx.linear, compute(v, idx)); });
+  }
+}
+
+void FunctionEmitter::emitMatMul(const Node& n) {
+  const kiln::Value* a = n.operand(0);
+  const kiln::Value* bv = n.operand(1);
+  const Shape& as = a->type().shape;
+  const Shape& bs = bv->type().shape;
+  bool ta = n.b("transpose_a"), tb = n.b("transpose_b");
+  bool f64 = a->type().dtype == DType::Float64;
+  llvm::Type* t = regType(a->type().dtype);
+  llvm::Type* ptr = b_.getPtrTy();
+  llvm::Type* i64t = b_.getInt64Ty();
+  llvm::Type* i32t = b_.getInt32Ty();
+  auto* fty = llvm::FunctionType::get(
+      b_.getVoidTy(), {i64t, i64t, i64t, ptr, i64t, i32t, ptr, i64t, i32t, ptr, i64t, t, t}, false);
+  llvm::FunctionCallee f = m_.getOrInsertFunction(f64 ? KILN_RT_MATMUL_F64 : KILN_RT_MATMUL_F32, fty);
+  Value* m = dimSize(as[ta ? 1 : 0]);
+  Value* k = dimSize(as[ta ? 0 : 1]);
+  Value* nn = dimSize(bs[tb ? 0 : 1]);
+  b_.CreateCall(f, {m, nn, k, bufferOf(a), dimSize(as[1]), b_.getInt32(ta), bufferOf(bv),
+                    dimSize(bs[1]), b_.getInt32(tb), bufferOf(n.result()), nn,
+                    llvm::ConstantFP::get(t, 1.0), llvm::ConstantFP::get(t, 0.0)});
+}
+
+void FunctionEmitter::emitReduction(const Node& n) {
+  const kiln::Value* x = n.operand(0);
+  const kiln::Value* y = n.result();
+  const Shape& xs = x->type().shape;
+  const DType dt = x->type().dtype;
+  const int64_t rank = static_cast<int64_t>(xs.size());
+  std::set<int64_t> reduced;
+  for (int64_t a : n.ints("axes")) reduced.insert(*normalizeAxis(a, rank));
+  if (reduced.empty())
+    for (int64_t k = 0; k < rank; ++k) reduced.insert(k);
+  Shape keptShape, reducedShape;
+  for (int64_t k = 0; k < rank; ++k) (reduced.count(k) ? reducedShape : keptShape).push_back(xs[k]);
+
+  const bool isMax = n.op() == OpKind::ReduceMax;
+  const bool fp = isFloat(dt);
+  // Sums: double for floats, int64 for integers (wrapping, as the interpreter's int64 sum then
+  // narrowed). Max: the element type.
+  llvm::Type* accT = isMax ? regType(dt) : fp ? b_.getDoubleTy() : b_.getInt64Ty();
+  llvm::AllocaInst* acc = local(accT, "acc");
+  Value* init;
+  if (!isMax) init = llvm::Constant::getNullValue(accT);
+  else if (fp) init = llvm::ConstantFP::get(accT, -std::numeric_limits<double>::infinity());
+  else init = llvm::ConstantInt::get(accT, dt == DType::Int32 ? uint64_t(int64_t(INT32_MIN)) : uint64_t(INT64_MIN));
+
+  loopNest(keptShape, [&](Index& out) {
+    std::vector<Value*> kept = out.dims;
+    b_.CreateStore(init, acc);
+    loopNest(reducedShape, [&](Index& in) {
+      Index full;
+      size_t ki = 0, ri = 0;
+      for (int64_t k = 0; k < rank; ++k) full.dims.push_back(reduced.count(k) ? in.dims[ri++] : kept[ki++]);
+      Value* v = element(x, full);
+      Value* a = b_.CreateLoad(accT, acc);
+      Value* r;
+      if (isMax) {
+        // NaN sticks: once a is NaN nothing compares greater; a NaN v is taken by v != v.
+        Value* take = fp ? b_.CreateOr(b_.CreateFCmpOGT(v, a), b_.CreateFCmpUNO(v, v)) : b_.CreateICmpSGT(v, a);
+        r = b_.CreateSelect(take, v, a);
+      } else if (fp) {
+        r = reassocAdd(b_, a, dt == DType::Float32 ? b_.CreateFPExt(v, accT) : v);
+      } else {
+        r = b_.CreateAdd(a, b_.CreateSExt(v, accT));
+      }
+      b_.CreateStore(r, acc);
+    });
+    Value* r = b_.CreateLoad(accT, acc);
+    if (n.op() == OpKind::ReduceMean) {
+      int64_t statics = 1;
+      Value* count = i64(1);
+      for (int64_t d : reducedShape) {
+        if (d == kBatch) count = b_.CreateMul(count, dimSize(d));
+        else statics *= d;
+      }
+      count = b_.CreateMul(count, i64(statics));
+      r = b_.CreateFDiv(r, b_.CreateSIToFP(count, accT));
+    }
+    if (!isMax) r = fp ? b_.CreateFPTrunc(r, regType(dt)) : b_.CreateTrunc(r, regType(dt));
+    store(y, out.linear, r);
+  });
+}
+
+void FunctionEmitter::emitSoftmax(const Node& n, bool log) {
+  const kiln::Value* x = n.operand(0);
+  const kiln::Value* y = n.result();
+  const Shape& xs = x->type().shape;
+  const DType dt = x->type().dtype;
+  llvm::Type* t = regType(dt);
+  llvm::Type* d64 = b_.getDoubleTy();
+  const size_t axis = static_cast<size_t>(*normalizeAxis(n.i("axis"), static_cast<int64_t>(xs.size())));
+  Shape outerShape(xs.begin(), xs.begin() + static_cast<long>(axis));
+  Shape innerShape(xs.begin() + static_cast<long>(axis) + 1, xs.end());
+  Value* outer = elementCount(outerShape);
+  Value* inner = elementCount(innerShape);
+  Value* dim = dimSize(xs[axis]);
+  auto toD = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, d64) : v; };
+  llvm::AllocaInst* maxSlot = local(t, "max");
+  llvm::AllocaInst* sumSlot = local(d64, "sum");
+  // softmax_k = exp(x_k - m)/Σ exp(x_j - m), m = max x: every exponent is <= 0, so nothing
+  // overflows; log_softmax_k = (x_k - m) - log Σ exp(x_j - m), never log of a softmax.
+  loop(outer, [&](Value* o) {
+    loop(inner, [&](Value* i) {
+      Value* base = b_.CreateAdd(b_.CreateMul(b_.CreateMul(o, dim), inner), i);
+      auto at = [&](Value* k) {
+        Index idx;
+        idx.linear = b_.CreateAdd(base, b_.CreateMul(k, inner));
+        return idx;
+      };
+      b_.CreateStore(llvm::ConstantFP::get(t, -std::numeric_limits<double>::infinity()), maxSlot);
+      loop(dim, [&](Value* k) {
+        Value* v = element(x, at(k));
+        Value* m = b_.CreateLoad(t, maxSlot);
+        b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOLT(m, v), v, m), maxSlot);  // std::max(m, v)
+      });
+      Value* m = b_.CreateLoad(t, maxSlot);
+      b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), sumSlot);
+      loop(dim, [&](Value* k) {
+        Value* e = math_.exp(b_.CreateFSub(element(x, at(k)), m));
+        b_.CreateStore(reassocAdd(b_, b_.CreateLoad(d64, sumSlot), toD(e)), sumSlot);
+      });
+      Value* sum = b_.CreateLoad(d64, sumSlot);
+      Value* logSum = log ? math_.libm("log", sum) : nullptr;
+      loop(dim, [&](Value* k) {
+        Index idx = at(k);
+        Value* v = element(x, idx);
+        Value* r = log ? b_.CreateFSub(b_.CreateFSub(toD(v), toD(m)), logSum)
+                       : b_.CreateFDiv(toD(math_.exp(b_.CreateFSub(v, m))), sum);
+        store(y, idx.linear, dt == DType::Float32 ? b_.CreateFPTrunc(r, t) : r);
+      });
+    });
+  });
+}
+
+Value* FunctionEmitter::labelIndex(const Node& n, const kiln::Value* labels, Value* row, Value* classes) {
+  Index idx;
+  idx.linear = row;
+  Value* label = b_.CreateSExtOrTrunc(element(labels, idx), b_.getInt64Ty());
+  // Unsigned compare: negative labels fail too. A failed label reads class 0 (in bounds).
+  Value* bad = b_.CreateICmpUGE(label, classes);
+  check(bad, n, "a label is outside the classes [0, " +
+                    std::to_string(n.operand(0)->type().shape[1]) + ")");
+  return b_.CreateSelect(bad, i64(0), label);
+}
+
+void FunctionEmitter::emitSparseCrossEntropy(const Node& n, bool accuracy) {
+  const kiln::Value* z = n.operand(0);
+  const kiln::Value* labels = n.operand(1);
+  const Shape& zs = z->type().shape;
+  const DType dt = z->type().dtype;
+  llvm::Type* t = regType(dt);
+  llvm::Type* d64 = b_.getDoubleTy();
+  auto toD = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, d64) : v; };
+  Value* rows = dimSize(zs[0]);
+  Value* classes = dimSize(zs[1]);
+  llvm::AllocaInst* total = local(d64, "total");
+  llvm::AllocaInst* best = local(b_.getInt64Ty(), "best");
+  llvm::AllocaInst* maxSlot = local(t, "max");
+  llvm::AllocaInst* sumSlot = local(d64, "sum");
+  b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), total);
+  loop(rows, [&](Value* r) {
+    Value* rowBase = b_.CreateMul(r, classes);
+    auto at = [&](Value* k) {
+      Index idx;
+      idx.linear = b_.CreateAdd(rowBase, k);
+      return idx;
+    };
+    Value* label = labelIndex(n, labels, r, classes);
+    if (accuracy) {
+      // The first largest logit (ties go to the lower class, NaN never wins), as argmax.
+      b_.CreateStore(i64(0), best);
+      b_.CreateStore(element(z, at(i64(0))), maxSlot);
+      loop(classes, [&](Value* k) {
+        Value* v = element(z, at(k));
+        Value* better = b_.CreateFCmpOGT(v, b_.CreateLoad(t, maxSlot));
+        b_.CreateStore(b_.CreateSelect(better, v, b_.CreateLoad(t, maxSlot)), maxSlot);
+        b_.CreateStore(b_.CreateSelect(better, k, b_.CreateLoad(b_.getInt64Ty(), best)), best);
+      });
+      Value* hit = b_.CreateICmpEQ(b_.CreateLoad(b_.getInt64Ty(), best), label);
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(d64, total), b_.CreateUIToFP(hit, d64)), total);
+      return;
+    }
+    // −log_softmax(z)[y] = (m − z_y) + log Σ exp(z_j − m).
+    b_.CreateStore(llvm::ConstantFP::get(t, -std::numeric_limits<double>::infinity()), maxSlot);
+    loop(classes, [&](Value* k) {
+      Value* v = element(z, at(k));
+      Value* m = b_.CreateLoad(t, maxSlot);
+      b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOLT(m, v), v, m), maxSlot);
+    });
+    Value* m = b_.CreateLoad(t, maxSlot);
+    b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), sumSlot);
+    loop(classes, [&](Value* k) {
+      Value* e = math_.exp(b_.CreateFSub(element(z, at(k)), m));
+      b_.CreateStore(reassocAdd(b_, b_.CreateLoad(d64, sumSlot), toD(e)), sumSlot);
+    });
+    Value* zy = element(z, at(label));
+    Value* loss = b_.CreateFAdd(b_.CreateFSub(toD(m), toD(zy)), math_.libm("log", b_.CreateLoad(d64, sumSlot)));
+    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(d64, total), loss), total);
+  });
+  Value* mean = b_.CreateFDiv(b_.CreateLoad(d64, total), b_.CreateSIToFP(rows, d64));
+  store(n.result(), i64(0), dt == DType::Float32 ? b_.CreateFPTrunc(mean, t) : mean);
+}
+
+void FunctionEmitter::emitMeanLoss(const Node& n) {
+  const kiln::Value* p = n.operand(0);
+  const kiln::Value* q = n.operand(1);
+  const Shape& shape = p->type().shape;
+  const DType dt = p->type().dtype;
+  llvm::Type* t = regType(dt);
+  llvm::Type* d64 = b_.getDoubleTy();
+  auto toD = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, d64) : v; };
+  llvm::AllocaInst* total = local(d64, "total");
+  b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), total);
+  const bool bce = n.op() == OpKind::BinaryCrossEntropyWithLogits;
+  loopNest(shape, [&](Index& idx) {
+    Value* a = element(p, idx);
+    Value* c = element(q, idx);
+    Value* term;
+    if (bce) {
+      // max(z, 0) − z·y + log1p(exp(−|z|)): the exponent is never positive and no log(0) occurs.
+      Value* za = toD(a);
+      Value* pos = b_.CreateSelect(b_.CreateFCmpOLT(za, llvm::ConstantFP::get(d64, 0.0)),
+                                   llvm::ConstantFP::get(d64, 0.0), za);
+      Value* e = math_.exp(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a)));
+      term = b_.CreateFAdd(b_.CreateFSub(pos, b_.CreateFMul(za, toD(c))), toD(math_.log1pNonNegative(e)));
+    } else {
+      Value* d = b_.CreateFSub(toD(a), toD(c));
+      term = b_.CreateFMul(d, d);
+    }
+    b_.CreateStore(reassocAdd(b_, b_.CreateLoad(d64, total), term), total);
+  });
+  Value* mean = b_.CreateFDiv(b_.CreateLoad(d64, total), b_.CreateSIToFP(elementCount(shape), d64));
+  store(n.result(), i64(0), dt == DType::Float32 ? b_.CreateFPTrunc(mean, t) : mean);
+}
+
+void FunctionEmitter::emitArgMax(const Node& n) {
+  const kiln::Value* x = n.operand(0);
+  const kiln::Value* y = n.result();
+  const Shape& xs = x->type().shape;
+  const DType dt = x->type().dtype;
+  llvm::Type* t = regType(dt);
+  const size_t axis = static_cast<size_t>(*normalizeAxis(n.i("axis"), static_cast<int64_t>(xs.size())));
+  llvm::AllocaInst* best = local(b_.getInt64Ty(), "best");
+  llvm::AllocaInst* bestVal = local(t, "bestval");
+  loopNest(y->type().shape, [&](Index& out) {
+    auto at = [&](Value* k) {
+      Index idx;
+      idx.dims = out.dims;
+      idx.dims.insert(idx.dims.begin() + static_cast<long>(axis), k);
+      return idx;
+    };
+    b_.CreateStore(i64(0), best);
+    b_.CreateStore(element(x, at(i64(0))), bestVal);
+    loop(dimSize(xs[axis]), [&](Value* k) {
+      Value* v = element(x, at(k));
+      Value* cur = b_.CreateLoad(t, bestVal);
+      Value* better = isFloat(dt) ? b_.CreateFCmpOGT(v, cur) : b_.CreateICmpSGT(v, cur);
+      b_.CreateStore(b_.CreateSelect(better, v, cur), bestVal);
+      b_.CreateStore(b_.CreateSelect(better, k, b_.CreateLoad(b_.getInt64Ty(), best)), best);
+    });
+    store(y, out.linear, b_.CreateLoad(b_.getInt64Ty(), best));
+  });
+}
+
+}  // namespace kiln::codegen

@@ -1,0 +1,112 @@
+// The code generator's internal state while it emits one graph's predict function: buffers,
+// loops, run-time checks, the elemental emitter and the per-op loop nests. Not a public API.
+#pragma once
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/codegen/MathEmitter.h"
+#include "compiler/codegen/MemoryPlan.h"
+#include "ir/Graph.h"
+
+namespace kiln::codegen {
+
+/// The position of one element: its coordinates, and (when known) its row-major offset, so
+/// that reading a same-shaped buffer needs no multiplication and reshapes need no division.
+/// Either may be missing (empty dims, null linear); the emitter derives one from the other.
+struct Index {
+  std::vector<llvm::Value*> dims;
+  llvm::Value* linear = nullptr;
+};
+
+class FunctionEmitter {
+ public:
+  FunctionEmitter(const Graph& g, const Schedule& s, llvm::Module& m, llvm::Function* fn,
+                  llvm::Value* batch);
+
+  llvm::IRBuilder<>& builder() { return b_; }
+  MathEmitter& math() { return math_; }
+
+  /// Registers where a stored value lives (inputs, parameters, outputs, arena slots).
+  void setBuffer(const Value* v, llvm::Value* ptr) { buffers_[v] = ptr; }
+  bool hasBuffer(const Value* v) const { return buffers_.count(v) != 0; }
+  /// The buffer of v; constants get a read-only global.
+  llvm::Value* bufferOf(const Value* v);
+
+  // ---- Types and shapes ----
+  /// Register type: float, double, i32, i64; bool is i1.
+  llvm::Type* regType(DType t);
+  /// Memory type: as regType but bool is one byte.
+  llvm::Type* memType(DType t);
+  llvm::Value* i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
+  llvm::Value* dimSize(int64_t d) { return d == kBatch ? batch_ : i64(d); }
+  llvm::Value* elementCount(const Shape& s);
+  llvm::Value* linearOf(const Index& idx, const Shape& s);
+  const std::vector<llvm::Value*>& dimsOf(Index& idx, const Shape& s);
+  /// The index into an operand of shape `in` for result index `idx` of shape `out` (NumPy
+  /// broadcasting: right-aligned, size-1 dimensions read element 0).
+  Index broadcastIndex(Index& idx, const Shape& out, const Shape& in);
+
+  // ---- Memory ----
+  llvm::Value* load(const Value* v, const Index& idx);
+  void store(const Value* v, llvm::Value* linear, llvm::Value* x);
+  /// A stack slot in the entry block (promoted to registers by mem2reg).
+  llvm::AllocaInst* local(llvm::Type* t, const char* name);
+
+  // ---- Control flow ----
+  /// for (i = 0; i < n; ++i) body(i); requires n >= 1 (every dimension and the batch are).
+  void loop(llvm::Value* n, const std::function<void(llvm::Value*)>& body);
+  /// Loops over every element of `shape` in row-major order (innermost last: contiguous).
+  void loopNest(const Shape& shape, const std::function<void(Index&)>& body);
+  /// Records a run-time check: when `failed` is true the function returns this check's id.
+  void check(llvm::Value* failed, const Node& n, const std::string& message);
+  /// Registers a check the caller emits itself; returns its id.
+  int addCheckMessage(std::string message) {
+    checks_.push_back(std::move(message));
+    return static_cast<int>(checks_.size());
+  }
+  const std::vector<std::string>& checkMessages() const { return checks_; }
+  llvm::Value* statusSlot() const { return status_; }
+
+  // ---- Elements (Elemental.cpp) ----
+  /// Element idx of v: a load if v is stored, else computed from its operands' elements.
+  llvm::Value* element(const Value* v, Index idx);
+  /// Element idx of v computed from its operands even if v has a buffer (to fill that buffer).
+  llvm::Value* compute(const Value* v, Index& idx);
+  /// Scalar conversion with the interpreter's cast semantics.
+  llvm::Value* convert(llvm::Value* x, DType from, DType to, const Node& n);
+
+  // ---- Whole ops (EmitKernels.cpp) ----
+  /// Stores every stored result of n (an elemental loop, or the op's own loop nest / call).
+  void emitNode(const Node& n);
+
+ private:
+  llvm::Value* elementwise(const Node& n, unsigned result, Index& idx);
+  llvm::Value* injective(const Node& n, Index& idx);
+  void emitMatMul(const Node& n);
+  void emitReduction(const Node& n);
+  void emitSoftmax(const Node& n, bool log);
+  void emitSparseCrossEntropy(const Node& n, bool accuracy);
+  void emitMeanLoss(const Node& n);
+  void emitArgMax(const Node& n);
+  llvm::Value* labelIndex(const Node& n, const Value* labels, llvm::Value* row, llvm::Value* classes);
+  llvm::Value* floatConst(DType t, double v) { return llvm::ConstantFP::get(regType(t), v); }
+
+  const Graph& g_;
+  const Schedule& s_;
+  llvm::Module& m_;
+  llvm::Function* fn_;
+  llvm::IRBuilder<> b_;
+  MathEmitter math_;
+  llvm::Value* batch_;
+  llvm::AllocaInst* status_ = nullptr;
+  std::map<const Value*, llvm::Value*> buffers_;
+  std::vector<std::string> checks_;
+};
+
+}  // namespace kiln::codegen

@@ -1,0 +1,67 @@
+// In-process compilation of a graph with ORC LLJIT: lower, optimize for the host CPU, link
+// against the runtime kernels, and call the entry points (raw ABI or on Tensors).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "compiler/codegen/MemoryPlan.h"
+#include "compiler/interpreter/Tensor.h"
+#include "ir/Graph.h"
+#include "runtime/KilnABI.h"
+
+namespace llvm::orc {
+class LLJIT;
+}
+
+namespace kiln::codegen {
+
+struct JitOptions {
+  /// LLVM optimization level, 0..3 (O2 and O3 turn the vectorizers on).
+  int optLevel = 3;
+  /// Keep the optimized module's text (JitGraph::optimizedIR), for tests and debugging.
+  bool keepIR = false;
+};
+
+class JitGraph {
+ public:
+  /// Compiles `g` (verified; inference form), which must outlive the result.
+  static Expected<std::unique_ptr<JitGraph>> compile(const Graph& g, const JitOptions& opts = {});
+  ~JitGraph();
+
+  /// The raw entry point (runtime/KilnABI.h). Inputs, outputs and parameters in the graph's order.
+  int32_t predict(int64_t batch, const void* const* inputs, void* const* outputs,
+                  void* const* params, void* arena) const {
+    return predict_(batch, inputs, outputs, params, arena);
+  }
+  int64_t arenaSize(int64_t batch) const { return arenaSize_(batch); }
+  const MemoryPlan& memoryPlan() const { return plan_; }
+  /// Loops the predict function stores (fused elementwise groups count once).
+  int storedNodes() const { return storedNodes_; }
+  const std::string& optimizedIR() const { return ir_; }
+  /// Seconds spent lowering, optimizing and generating machine code.
+  double compileSeconds() const { return compileSeconds_; }
+  /// The text of a nonzero status returned by predict().
+  std::string statusMessage(int32_t status) const;
+
+  /// Runs on tensors, checked like Interpreter::run (the batch binds to the inputs); parameters
+  /// by name, each matching the graph's type. Allocates the outputs and the arena.
+  Expected<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
+                                               const std::map<std::string, Tensor>& params) const;
+
+ private:
+  explicit JitGraph(const Graph& g);
+  const Graph& g_;
+  std::unique_ptr<llvm::orc::LLJIT> jit_;
+  kiln_predict_fn predict_ = nullptr;
+  kiln_arena_size_fn arenaSize_ = nullptr;
+  MemoryPlan plan_;
+  std::vector<std::string> checkMessages_;
+  std::string ir_;
+  int storedNodes_ = 0;
+  double compileSeconds_ = 0;
+};
+
+}  // namespace kiln::codegen

@@ -1,0 +1,54 @@
+// Transcendental functions emitted inline as LLVM IR: float32 polynomial approximations that the
+// loop vectorizer can widen (no libm calls in float32 loops, as XLA's CPU backend does), and
+// float64 as calls to the C library (accuracy first; float64 graphs are for checking).
+#pragma once
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+
+namespace kiln::codegen {
+
+/// Emits scalar math at the builder's insertion point. Every function takes and returns a float
+/// or double scalar; float results are computed without branches (selects only), so a loop of
+/// them vectorizes. Maximum relative errors of the float32 forms, measured against double libm in
+/// tests/CodegenMathTest.cpp over normal results (subnormal results are within one subnormal
+/// ulp): exp, expm1, log, log1p 2 ulp; tanh, sigmoid, softplus 3 ulp; erf, erfc 4e-7 (erfc
+/// for arguments up to 9; beyond, the result is subnormal or zero).
+class MathEmitter {
+ public:
+  MathEmitter(llvm::IRBuilder<>& b, llvm::Module& m) : b_(b), m_(m) {}
+
+  llvm::Value* exp(llvm::Value* x);
+  llvm::Value* expm1(llvm::Value* x);
+  llvm::Value* log(llvm::Value* x);
+  /// log(1 + x) for x >= 0 (all that softplus and the losses need).
+  llvm::Value* log1pNonNegative(llvm::Value* x);
+  llvm::Value* tanh(llvm::Value* x);
+  llvm::Value* erf(llvm::Value* x);
+  llvm::Value* erfc(llvm::Value* x);
+  /// 1/(1+e^-x) without overflow: e = e^-|x|, then 1/(1+e) or e/(1+e).
+  llvm::Value* sigmoid(llvm::Value* x);
+  /// log(1+e^x) = max(x,0) + log1p(e^-|x|).
+  llvm::Value* softplus(llvm::Value* x);
+  llvm::Value* pow(llvm::Value* x, llvm::Value* y);
+  llvm::Value* sqrt(llvm::Value* x);
+
+  /// A call to a one-argument C library function of x's type (e.g. "exp", "erff").
+  llvm::Value* libm(const char* name, llvm::Value* x);
+
+ private:
+  llvm::Value* c(double v, llvm::Type* t) { return llvm::ConstantFP::get(t, v); }
+  /// a + x*(c[0] + x*(c[1] + ...)) by Horner's rule.
+  llvm::Value* horner(llvm::Value* x, std::initializer_list<double> coeffs);
+  llvm::Value* isNan(llvm::Value* x) { return b_.CreateFCmpUNO(x, x); }
+  llvm::Value* keepNan(llvm::Value* x, llvm::Value* r) { return b_.CreateSelect(isNan(x), x, r); }
+  bool isF64(llvm::Value* x) const { return x->getType()->isDoubleTy(); }
+  /// 2^n for an i32 n in [-252, 254] as a product of two float powers (reaches subnormals and inf).
+  llvm::Value* scaleByPow2(llvm::Value* p, llvm::Value* n);
+  llvm::Value* erfcPositive(llvm::Value* a);
+
+  llvm::IRBuilder<>& b_;
+  llvm::Module& m_;
+};
+
+}  // namespace kiln::codegen

@@ -1,0 +1,70 @@
+// Fusion decisions and the static memory plan of a graph lowered to native code: which values are
+// computed inside their user's loop, and where every other intermediate lives in the arena.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/Graph.h"
+
+namespace kiln::codegen {
+
+/// What the lowering emits, in order, and which values it fuses.
+struct Schedule {
+  /// Every node in a topological order (leaves included).
+  std::vector<const Node*> order;
+  /// Values never stored: each is computed element by element inside the loop of its one user
+  /// (elementwise and broadcast ops, inference batch norm, constants). Everything else that is
+  /// not an input or a parameter gets a buffer.
+  std::set<const Value*> inlined;
+
+  bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
+};
+
+/// Decides fusion from the op table's fusion classes (see Schedule). An error names the node
+/// when the graph holds what this inference lowering does not compile (training-mode batch norm,
+/// dropout, alpha dropout or rrelu, whose random numbers come with the training issue).
+Expected<Schedule> scheduleGraph(const Graph& g);
+
+/// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:
+/// the buffer of a [-1, 300] float32 value is 1200 * batch bytes.
+struct BufferSlot {
+  const Value* value = nullptr;
+  bool perBatch = false;  // offset and bytes are multiplied by the batch size
+  int64_t bytes = 0;      // rounded up to kArenaAlignment
+  int64_t offset = 0;     // within its region (the static one, or the per-batch one)
+  int firstStep = 0, lastStep = 0;  // positions in Schedule::order where it is written / last read
+};
+
+/// The arena: a static region, then a region scaled by the batch. A plan made for batch 1 and
+/// scaled stays valid for every batch because every size and offset in the scaled region is
+/// proportional to it.
+struct MemoryPlan {
+  static constexpr int64_t kArenaAlignment = 64;
+  std::vector<BufferSlot> slots;
+  int64_t staticBytes = 0, perBatchBytes = 0;                 // with reuse
+  int64_t staticBytesNoReuse = 0, perBatchBytesNoReuse = 0;   // one buffer per intermediate
+
+  int64_t arenaSize(int64_t batch) const { return staticBytes + perBatchBytes * batch; }
+  int64_t arenaSizeNoReuse(int64_t batch) const {
+    return staticBytesNoReuse + perBatchBytesNoReuse * batch;
+  }
+  const BufferSlot* find(const Value* v) const;
+  /// Where slot s starts for this batch.
+  int64_t offsetOf(const BufferSlot& s, int64_t batch) const {
+    return s.perBatch ? staticBytes + s.offset * batch : s.offset;
+  }
+};
+
+/// Assigns arena offsets to every stored intermediate (not inputs, parameters or graph outputs,
+/// which the caller owns) from their lifetimes: greedy by size, each buffer at the lowest offset
+/// that overlaps no buffer alive at the same time (the TFLite arena planner's strategy).
+MemoryPlan planMemory(const Graph& g, const Schedule& s);
+
+/// Every stored value the loop of `n` reads, looking through inlined operands.
+std::vector<const Value*> storedReads(const Node& n, const Schedule& s);
+
+}  // namespace kiln::codegen
