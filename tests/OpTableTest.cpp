@@ -3,6 +3,7 @@
 
 #include <set>
 
+#include "compiler/autodiff/GradRules.h"
 #include "compiler/interpreter/Kernels.h"
 #include "ir/OpTable.h"
 
@@ -26,6 +27,16 @@ TEST(OpTableTest, EveryOpHasAnInterpreterKernel) {
   for (const OpDef& d : allOpDefs()) {
     if (d.kind == OpKind::Input || d.kind == OpKind::Parameter) continue;  // values, not kernels
     EXPECT_NE(t[static_cast<size_t>(d.kind)], nullptr) << "no interpreter kernel for " << d.name;
+  }
+}
+
+TEST(OpTableTest, EveryOpHasAGradientRuleOrSaysItHasNone) {
+  const GradTable& t = gradTable();
+  for (const OpDef& d : allOpDefs()) {
+    if (d.fusion == FusionClass::Leaf) continue;  // values: the pass starts and stops at them
+    const GradRule& r = t[static_cast<size_t>(d.kind)];
+    EXPECT_TRUE(r.fn != nullptr || r.notDifferentiable) << "no gradient rule for " << d.name;
+    EXPECT_FALSE(r.fn != nullptr && r.notDifferentiable) << d.name << " has a rule and says it has none";
   }
 }
 
