@@ -1,6 +1,7 @@
 // Layer-level model -> op-level graph: names, the layer kinds, and the evaluation outputs.
 #include "frontend/Expand.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -81,10 +82,14 @@ Value* expandDense(LayerContext& c, Value* x, const proto::DenseLayer& d) {
     return nullptr;
   }
   bool ok = true;
-  auto check = [&](bool given, std::string_view field, double v, bool inRange, const char* rule) {
+  // `sub` is a field of `field` (kernel_regularizer's l1) or empty (max_norm itself).
+  auto check = [&](bool given, std::string_view field, std::string_view sub, double v, bool inRange,
+                   const char* rule) {
     if (!given) return false;
     if (std::isfinite(v) && inRange) return true;
-    c.fail({field}, std::string(field) + " must be " + rule + ", found " + numStr(v));
+    std::string what = sub.empty() ? std::string(field) : std::string(field) + "." + std::string(sub);
+    if (sub.empty()) c.fail({field}, what + " must be " + rule + ", found " + numStr(v));
+    else c.fail({field, sub}, what + " must be " + rule + ", found " + numStr(v));
     ok = false;
     return false;
   };
@@ -105,11 +110,11 @@ Value* expandDense(LayerContext& c, Value* x, const proto::DenseLayer& d) {
   }
   if (kernelAttrs) {
     const proto::Regularizer& r = d.kernel_regularizer();
-    if (check(r.has_l1(), "kernel_regularizer", r.l1(), r.l1() >= 0, "l1 at least 0") && r.l1() > 0)
+    if (check(r.has_l1(), "kernel_regularizer", "l1", r.l1(), r.l1() >= 0, "at least 0") && r.l1() > 0)
       kernelAttrs->push_back({"l1", r.l1()});
-    if (check(r.has_l2(), "kernel_regularizer", r.l2(), r.l2() >= 0, "l2 at least 0") && r.l2() > 0)
+    if (check(r.has_l2(), "kernel_regularizer", "l2", r.l2(), r.l2() >= 0, "at least 0") && r.l2() > 0)
       kernelAttrs->push_back({"l2", r.l2()});
-    if (check(d.has_max_norm(), "max_norm", d.max_norm(), d.max_norm() > 0, "positive"))
+    if (check(d.has_max_norm(), "max_norm", "", d.max_norm(), d.max_norm() > 0, "positive"))
       kernelAttrs->push_back({"max_norm", d.max_norm()});
   }
   if (!ok || !act || !kernelAttrs || !biasAttrs) return nullptr;
@@ -332,13 +337,23 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
     out.name = std::filesystem::path(src.file()).stem().stem().string();  // x.model.pbtxt -> x
   out.graph = std::make_unique<Graph>(out.name);
   out.graph->setSourceFile(src.file());
+  // Training errors do not stop the layers from being checked: they are independent.
+  std::vector<Diagnostic> trainingDiags;
   if (m.has_training()) {
     Expected<TrainingSpec> t = validateTraining(pm);
     if (t) out.training = std::move(*t);
-    else for (const Diagnostic& d : t.error().diagnostics()) diags.push_back(d);
+    else trainingDiags = t.error().diagnostics();
   } else if (mode == Expansion::Evaluation) {
     fail({}, "the model has no training block, so no loss to evaluate");
   }
+  // Every error found, in file order.
+  auto failed = [&]() {
+    diags.insert(diags.end(), trainingDiags.begin(), trainingDiags.end());
+    std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.loc.line, a.loc.column) < std::pair(b.loc.line, b.loc.column);
+    });
+    return Error(std::move(diags));
+  };
 
   // The input.
   const proto::ModelInput& in = m.input();
@@ -398,7 +413,7 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
     taken.emplace(name, i);
     names[static_cast<size_t>(i)] = name;
   }
-  if (!diags.empty()) return Error(std::move(diags));
+  if (!diags.empty()) return failed();
 
   Builder b(*out.graph);
   b.setLoc(src.at({{"input"}}));
@@ -436,7 +451,7 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
     }
     if (!y || !diags.empty()) {
       if (diags.empty()) c.fail({}, "internal: the layer produced no output");
-      return Error(std::move(diags));  // Later layers' shapes cannot follow.
+      return failed();  // Later layers' shapes cannot follow.
     }
     LayerInfo info{c.name, c.field, std::string(k->type), c.at(), y, {}, {}};
     std::vector<Node*> all = out.graph->nodes();
@@ -446,6 +461,7 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
     x = y;
   }
   out.graph->addOutput("logits", x);
+  if (!trainingDiags.empty()) return failed();
 
   if (out.training) {
     if (mode == Expansion::Evaluation) {

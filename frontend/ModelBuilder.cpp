@@ -273,6 +273,15 @@ ModelBuilder& ModelBuilder::swish(std::optional<double> beta, bool learnable) {
   return *this;
 }
 
+namespace {
+// The layer's kind as its model-file field name ("dense", "batch_norm", ...).
+std::string kindName(const proto::Layer& l) {
+  const auto* oneof = proto::Layer::descriptor()->FindOneofByName("kind");
+  const auto* field = l.GetReflection()->GetOneofFieldDescriptor(l, oneof);
+  return field ? field->name() : "kindless";
+}
+}  // namespace
+
 proto::Layer* ModelBuilder::last(proto::Layer::KindCase want, const char* what) {
   if (m_.layer_size() == 0) {
     if (misuse_.empty()) misuse_ = std::string("ModelBuilder: ") + what + " needs a layer before it";
@@ -282,7 +291,7 @@ proto::Layer* ModelBuilder::last(proto::Layer::KindCase want, const char* what) 
   if (want != proto::Layer::KIND_NOT_SET && l->kind_case() != want) {
     if (misuse_.empty())
       misuse_ = std::string("ModelBuilder: ") + what + " does not apply to layer " +
-                std::to_string(m_.layer_size()) + " (" + defaultLayerName(*l, m_.layer_size()) + "...)";
+                std::to_string(m_.layer_size()) + " (a " + kindName(*l) + " layer)";
     return nullptr;
   }
   return l;

@@ -19,6 +19,7 @@ ModelSource::ModelSource(std::string file, std::shared_ptr<const Tree> tree)
 
 SourceLoc ModelSource::at(std::span<const FieldStep> path) const {
   SourceLoc loc{file_};
+  if (path.empty() && tree_) return {file_, 1, 1};  // The model as a whole: its file's start.
   const Tree* tree = tree_.get();
   const pb::Descriptor* desc = proto::Model::descriptor();
   for (const FieldStep& step : path) {
@@ -124,13 +125,21 @@ std::string explainParseError(const std::string& message, int line, const TextOu
               (text.layers[i].name.empty() ? "" : " ('" + text.layers[i].name + "')") + ": ";
   static const std::regex noField(
       R"re(Message type "kiln\.proto\.(\w+)" has no field named "([^"]*)"\.?)re");
+  static const std::regex twoKinds(
+      R"re(Field "(\w+)" is specified along with field "(\w+)", another member of oneof "kind"\.?)re");
   std::smatch m;
+  if (std::regex_match(message, m, twoKinds))
+    return where + "a layer has one kind, but this one has both " + m[2].str() + " and " + m[1].str() +
+           " (put each in its own layer { ... })";
   if (!std::regex_match(message, m, noField)) return where + message;
   const pb::Descriptor* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(
       "kiln.proto." + m[1].str());
   if (!d) return where + message;
   std::vector<std::string_view> names = fieldNames(d);
   const std::string field = m[2].str();
+  if (d != proto::Model::descriptor() && proto::Model::descriptor()->FindFieldByName(field))
+    return where + "'" + field + "' is a top-level field of the model, found inside " +
+           std::string(d->name()) + "; is a '}' missing before it?";
   if (d == proto::Layer::descriptor()) {
     std::vector<std::string_view> kinds(names.begin() + 1, names.end());  // all but `name`
     return where + "unknown layer kind '" + field + "'" + didYouMean(field, names) +

@@ -35,7 +35,8 @@ class ModelSource {
   const std::string& file() const { return file_; }
   /// The position of the field at `path` from the Model message, e.g.
   /// {{"training"}, {"optimizer"}, {"momentum"}}. When that field was not written, the position
-  /// of the nearest enclosing field that was (so "missing x" errors point at x's message).
+  /// of the nearest enclosing field that was (so "missing x" errors point at x's message). An
+  /// empty path is the model as a whole: line 1 of a text file.
   SourceLoc at(std::span<const FieldStep> path) const;
   SourceLoc at(std::initializer_list<FieldStep> path) const {
     return at(std::span<const FieldStep>(path.begin(), path.size()));

@@ -103,32 +103,33 @@ void validateOptimizer(const proto::Optimizer& p, Section& s, OptimizerSpec& o) 
   o.learningRate = sgdFamily ? 0.01 : 0.001;
   o.epsilon = o.kind == OK::RMSProp || o.kind == OK::Adagrad ? 1e-10 : 1e-7;
   // Each hyperparameter, with the optimizers that take it.
+  // `takers` says who does take it: "rmsprop takes it", "adam, ... and adamw take it".
   auto notFor = [&](std::string_view field, const char* takers) {
     std::string hint = o.kind == OK::Sgd && field == "momentum"
                            ? "; for momentum optimization use kind: \"momentum\" (or \"nesterov\")"
-                           : " (" + std::string(takers) + " take it)";
+                           : " (" + std::string(takers) + ")";
     s.fail(field, name + " takes no " + std::string(field) + hint);
   };
   if (p.has_learning_rate()) s.positive("learning_rate", p.learning_rate(), o.learningRate);
   if (p.has_momentum()) {
     if (o.kind == OK::Momentum || o.kind == OK::Nesterov) s.unitOpen("momentum", p.momentum(), o.momentum);
-    else notFor("momentum", "momentum and nesterov");
+    else notFor("momentum", "momentum and nesterov take it");
   }
-  const char* adams = "adam, adamax, nadam and adamw";
+  const char* adams = "adam, adamax, nadam and adamw take it";
   if (p.has_beta_1()) adamFamily ? s.unitOpen("beta_1", p.beta_1(), o.beta1) : notFor("beta_1", adams);
   if (p.has_beta_2()) adamFamily ? s.unitOpen("beta_2", p.beta_2(), o.beta2) : notFor("beta_2", adams);
   if (p.has_epsilon()) {
     if (o.kind == OK::Sgd || o.kind == OK::Momentum || o.kind == OK::Nesterov)
-      notFor("epsilon", "adagrad, rmsprop and the adam family");
+      notFor("epsilon", "adagrad, rmsprop and the adam family take it");
     else s.positive("epsilon", p.epsilon(), o.epsilon);
   }
-  if (p.has_rho()) o.kind == OK::RMSProp ? s.unitOpen("rho", p.rho(), o.rho) : notFor("rho", "rmsprop");
+  if (p.has_rho()) o.kind == OK::RMSProp ? s.unitOpen("rho", p.rho(), o.rho) : notFor("rho", "rmsprop takes it");
   if (p.has_weight_decay())
     o.kind == OK::AdamW ? s.nonNegative("weight_decay", p.weight_decay(), o.weightDecay)
-                        : notFor("weight_decay", "adamw");
+                        : notFor("weight_decay", "adamw takes it");
   if (p.has_momentum_decay())
     o.kind == OK::Nadam ? s.nonNegative("momentum_decay", p.momentum_decay(), o.momentumDecay)
-                        : notFor("momentum_decay", "nadam");
+                        : notFor("momentum_decay", "nadam takes it");
 }
 
 using SK = ScheduleKind;
@@ -305,7 +306,12 @@ Expected<TrainingSpec> validateTraining(const ParsedModel& m) {
     else if (c.has_threshold())
       clip.positive("threshold", c.threshold(), spec.clipping.threshold);
   }
-  if (!diags.empty()) return Error(std::move(diags));
+  if (!diags.empty()) {
+    std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.loc.line, a.loc.column) < std::pair(b.loc.line, b.loc.column);
+    });
+    return Error(std::move(diags));
+  }
   return spec;
 }
 
