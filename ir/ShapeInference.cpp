@@ -458,6 +458,10 @@ Expected<std::vector<TensorType>> inferResultTypes(const Node& n) {
         if (before[k] < 0 || after[k] < 0)
           return n.error("padding must not be negative, found before " + shapeStr(before) +
                          " after " + shapeStr(after));
+        // Bounded here so that the sum below cannot overflow; the verifier checks the result.
+        if (before[k] > kMaxTensorElements || after[k] > kMaxTensorElements)
+          return n.error("padding before " + shapeStr(before) + " after " + shapeStr(after) +
+                         " is more than a tensor may hold (2^31 elements)");
         if (before[k] + after[k] == 0) continue;
         if (out[k] == kBatch) return n.error("cannot pad the batch dimension of " + x().str());
         out[k] += before[k] + after[k];

@@ -7,8 +7,9 @@
 //   xxxxx11  a graph built in memory from the bytes (ops, operands, shapes and attributes
 //            chosen by them, with huge, negative and wrong-typed values and the odd cycle).
 //            Byte mutations rarely turn text into a graph that gets past the parser; this mode
-//            reaches shape inference directly. A graph it builds that verifies must also
-//            survive a text and a binary round trip and verify again with the same types.
+//            reaches shape inference directly.
+// In every mode, a graph that verifies must also survive a text and a binary round trip and
+// verify again with the same types.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
@@ -197,6 +198,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   Status s = verifyGraph(**g);
-  if (!s) (void)s.error().str();
+  if (!s) {
+    (void)s.error().str();
+    return 0;
+  }
+  checkRoundTrip(**g);
   return 0;
 }

@@ -6,10 +6,12 @@
 # Environment: BUILD_DIR (default /tmp/build_fuzz), CORPUS_DIR (default $BUILD_DIR/fuzz-corpus,
 # kept between runs), JOBS for ninja (default 2). The seed corpus is the example graphs plus
 # tests/bad/, each prefixed with the byte that selects its format (0 text, 1 binary; 3 builds a
-# graph in memory, see FuzzGraph.cpp). Crashes,
-# hangs and leaks are written to $BUILD_DIR/fuzz-artifacts/; reproduce one with
+# graph in memory, see FuzzGraph.cpp). Crashes, hangs and leaks are written to
+# $BUILD_DIR/fuzz-artifacts/; reproduce one with
 #   $BUILD_DIR/tests/fuzz/kiln_fuzz_graph $BUILD_DIR/fuzz-artifacts/crash-...
-# then add the file (without its first byte) to tests/bad/ with its expected error.
+# then add a file to tests/bad/ that makes the same mistake, with its expected error (for text
+# and binary inputs, the crashing file itself without its first byte), and the raw input to
+# tests/fuzz/regressions/.
 set -euo pipefail
 
 SECONDS_TO_RUN="${1:-600}"
@@ -34,6 +36,10 @@ for f in "$SRC_DIR"/tests/bad/*.pb; do
   [[ -f "$f" ]] || continue
   { printf '\x01'; cat "$f"; } > "$SEED_DIR/binary-$(basename "$f")"
 done
+
+# Inputs that once crashed the fuzzer, as it saw them (first byte included). Those of the builder
+# mode depend on the op table's order, so they replay the old bug only until ops are added.
+cp "$SRC_DIR"/tests/fuzz/regressions/* "$SEED_DIR"/ 2>/dev/null || true
 
 # Seeds for the in-memory builder mode (first byte 3): random bytes are as good as any.
 for k in $(seq 1 16); do
