@@ -98,7 +98,7 @@ Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::s
 
   for (const Node* n : out.schedule.order) {
     bool stores = false;
-    for (size_t r = 0; r < n->numResults(); ++r) stores |= !out.schedule.isInlined(n->result(r));
+    for (size_t r = 0; r < n->numResults(); ++r) stores |= e.hasBuffer(n->result(r));
     if (stores && n->op() != OpKind::Input && n->op() != OpKind::Parameter) ++out.storedNodes;
     e.emitNode(*n);
   }
