@@ -44,7 +44,7 @@ std::string_view dictValue(std::string_view header, std::string_view key) {
 int64_t npyElementSize(std::string_view descr) {
   if (descr == "<f4" || descr == "<i4") return 4;
   if (descr == "<f8" || descr == "<i8") return 8;
-  if (descr == "|b1") return 1;
+  if (descr == "|b1" || descr == "|u1") return 1;  // uint8: images saved by NumPy
   return 0;
 }
 

@@ -8,7 +8,7 @@
 
 namespace kiln::rt {
 
-/// An array as stored in a .npy file: its dtype descriptor ("<f4", "<f8", "<i4", "<i8", "|b1"),
+/// An array as stored in a .npy file: its dtype descriptor ("<f4", "<f8", "<i4", "<i8", "|b1", "|u1"),
 /// its shape and its raw little-endian, row-major bytes.
 struct NpyArray {
   std::string descr;

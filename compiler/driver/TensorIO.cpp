@@ -22,6 +22,8 @@ Expected<Tensor> readTensorNpy(const std::string& path) {
   rt::NpyArray a;
   if (std::string err = rt::decodeNpy(bytes, &a); !err.empty())
     return Error(Diagnostic{{path}, {}, {}, err});
+  if (a.descr == "|u1")  // Data sets may hold uint8 images; tensors have no uint8 dtype.
+    return Error(Diagnostic{{path}, {}, {}, "uint8 arrays are not supported as tensors (convert to float32)"});
   DType dt = a.descr == "<f4" ? DType::Float32 : a.descr == "<f8" ? DType::Float64
            : a.descr == "<i4" ? DType::Int32 : a.descr == "<i8" ? DType::Int64 : DType::Bool;
   for (int64_t d : a.shape)
