@@ -247,12 +247,11 @@ Expected<std::vector<TensorType>> inferLeaf(const Node& n) {
   for (int64_t d : s)
     if (d <= 0) return n.error("parameter shape " + shapeStr(s) + " must have positive dimensions");
   if (std::string e = checkTensorLimits(s, "parameter shape"); !e.empty()) return n.error(e);
-  // Files store initial values as float32 (kiln.proto), so a value beyond its range could be
-  // held in memory but not written.
-  for (double v : n.floats("init_values"))
-    if (std::fabs(v) > std::numeric_limits<float>::max())
-      return n.error("init 'values' holds " + numberStr(v) +
-                     ", which is outside the float32 range the file format stores");
+  // A float32 parameter would silently turn such a value into infinity.
+  if (dt == DType::Float32)
+    for (double v : n.floats("init_values"))
+      if (std::fabs(v) > std::numeric_limits<float>::max())
+        return n.error("init 'values' holds " + numberStr(v) + ", which is outside the range of float32");
   if (n.s("init") == "values") {
     size_t count = n.floats("init_values").size();
     if (static_cast<int64_t>(count) != numElements(s))

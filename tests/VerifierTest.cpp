@@ -274,20 +274,30 @@ TEST(VerifierTest, BinaryGraphWithOutOfRangeDtypeIsRejected) {
   EXPECT_EQ(parsed.error().str(), "t.pb: error: node 'x' (input): invalid dtype (257)");
 }
 
-TEST(VerifierTest, InitValuesMustFitTheFileFormat) {
-  // Found by the fuzzer: a graph built in memory with init values beyond float32 verified, but
-  // its file (kiln.proto stores them as float) read back as inf and failed.
-  Graph g("t");
-  Node* w = g.addNode(OpKind::Parameter, "w");
-  w->setAttr("shape", std::vector<int64_t>{2});
-  w->setAttr("init", std::string("values"));
-  w->setAttr("init_values", std::vector<double>{1.0, 1e300});
-  g.addOutput("w", w->result());
-  Status s = verifyGraph(g);
-  ASSERT_FALSE(s);
-  EXPECT_NE(s.error().str().find("node 'w' (parameter): init 'values' holds 1e+300, which is "
-                                 "outside the float32 range"),
-            std::string::npos) << s.error().str();
+TEST(VerifierTest, InitValuesMustFitTheParameterType) {
+  // A float32 parameter would hold 1e300 as inf; a float64 one holds it exactly and its file
+  // (kiln.proto stores values as double) reads back the same.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Graph g("t");
+    Node* w = g.addNode(OpKind::Parameter, "w");
+    w->setAttr("shape", std::vector<int64_t>{2});
+    w->setAttr("dtype", dt);
+    w->setAttr("init", std::string("values"));
+    w->setAttr("init_values", std::vector<double>{1.0, 1e300});
+    g.addOutput("w", w->result());
+    Status s = verifyGraph(g);
+    if (dt == DType::Float64) {
+      ASSERT_TRUE(s) << s.error().str();
+      auto back = parseGraph(graphToBinary(g), GraphFormat::Binary, "w.pb");
+      ASSERT_TRUE(back) << back.error().str();
+      EXPECT_EQ((*back)->findNode("w")->floats("init_values")[1], 1e300);
+      continue;
+    }
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().str().find("node 'w' (parameter): init 'values' holds 1e+300, which is "
+                                   "outside the range of float32"),
+              std::string::npos) << s.error().str();
+  }
 }
 
 TEST(VerifierTest, EmptyListAttributeRoundTrips) {
