@@ -17,6 +17,8 @@ int runRun(const std::vector<std::string>& args);
 int runOps(const std::vector<std::string>& args);
 int runOpt(const std::vector<std::string>& args);
 int runDot(const std::vector<std::string>& args);
+int runTrain(const std::vector<std::string>& args);
+int runEvaluate(const std::vector<std::string>& args);
 
 /// A model file of either level, read and verified.
 struct LoadedModel {

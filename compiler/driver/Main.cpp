@@ -17,6 +17,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"check", kiln::driver::runCheck, "Verify a model and print its summary"},
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
+    {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (interpreter until the JIT lands)"},
+    {"evaluate", kiln::driver::runEvaluate, "Evaluate a checkpoint on the validation and test sets"},
     {"opt", kiln::driver::runOpt, "Print the graph built for inference, evaluation or a training step"},
     {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},
     {"dot", kiln::driver::runDot, "Write a model's graph as Graphviz DOT, clustered by layer"},
