@@ -56,10 +56,17 @@ struct LayerSpan {
 struct TextOutline {
   std::vector<std::string> topFields;
   std::vector<LayerSpan> layers;
+  std::vector<std::string_view> lines;  // The text's lines, for pointing at tokens.
 };
 
 TextOutline outline(std::string_view data) {
   TextOutline out;
+  for (size_t start = 0; start <= data.size();) {
+    size_t end = data.find('\n', start);
+    if (end == std::string_view::npos) end = data.size();
+    out.lines.push_back(data.substr(start, end - start));
+    start = end + 1;
+  }
   pb::io::ArrayInputStream stream(data.data(), static_cast<int>(data.size()));
   SilentErrors quiet;
   pb::io::Tokenizer tok(&stream, &quiet);
@@ -68,14 +75,21 @@ TextOutline outline(std::string_view data) {
   bool inLayer = false;
   std::string pendingIdent;  // An identifier that may be a field name (if ':' or '{' follows).
   bool expectLayerName = false;
+  bool layerColon = false;   // `layer:` at the top level; a '{' may follow (`layer: { ... }`).
   while (tok.Next()) {
     const pb::io::Tokenizer::Token& t = tok.current();
     if (t.type == pb::io::Tokenizer::TYPE_IDENTIFIER) {
       pendingIdent = t.text;
+      layerColon = false;
       continue;
     }
     if (t.type == pb::io::Tokenizer::TYPE_SYMBOL) {
       bool opens = t.text == "{" || t.text == "<";
+      if (opens && layerColon && depth == 0) {
+        out.layers.push_back({t.line, t.line, ""});
+        inLayer = true;
+      }
+      layerColon = depth == 0 && t.text == ":" && pendingIdent == "layer";
       if ((t.text == ":" || opens) && !pendingIdent.empty()) {
         if (depth == 0) {
           out.topFields.push_back(pendingIdent);
@@ -97,7 +111,10 @@ TextOutline outline(std::string_view data) {
           inLayer = false;
         }
       }
-    } else if (t.type == pb::io::Tokenizer::TYPE_STRING && expectLayerName) {
+    } else {
+      layerColon = false;
+    }
+    if (t.type == pb::io::Tokenizer::TYPE_STRING && expectLayerName) {
       std::string name;
       pb::io::Tokenizer::ParseString(t.text, &name);
       out.layers.back().name = name;
@@ -116,8 +133,9 @@ std::vector<std::string_view> fieldNames(const pb::Descriptor* d) {
 }
 
 // Protobuf's own message for a misspelt field, rewritten to say what the fields are and which
-// one was meant; inside a layer it also says which layer.
-std::string explainParseError(const std::string& message, int line, const TextOutline& text) {
+// one was meant; inside a layer it also says which layer. `column` (0-based) moves back from the
+// token after an unknown field name to the name itself.
+std::string explainParseError(const std::string& message, int line, int* column, const TextOutline& text) {
   std::string where;
   for (size_t i = 0; i < text.layers.size(); ++i)
     if (line >= text.layers[i].firstLine && line <= text.layers[i].lastLine)
@@ -137,6 +155,11 @@ std::string explainParseError(const std::string& message, int line, const TextOu
   if (!d) return where + message;
   std::vector<std::string_view> names = fieldNames(d);
   const std::string field = m[2].str();
+  if (line >= 0 && static_cast<size_t>(line) < text.lines.size()) {
+    std::string_view l = text.lines[static_cast<size_t>(line)];
+    size_t at = l.substr(0, static_cast<size_t>(std::max(*column, 0))).rfind(field);
+    if (at != std::string_view::npos) *column = static_cast<int>(at);
+  }
   if (d != proto::Model::descriptor() && proto::Model::descriptor()->FindFieldByName(field))
     return where + "'" + field + "' is a top-level field of the model, found inside " +
            std::string(d->name()) + "; is a '}' missing before it?";
@@ -153,8 +176,9 @@ class CollectErrors : public pb::io::ErrorCollector {
  public:
   CollectErrors(std::string file, const TextOutline& text) : file_(std::move(file)), text_(text) {}
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    diags.push_back(Diagnostic{{file_, line + 1, column + 1}, {}, {},
-                               explainParseError(message, line, text_)});
+    int col = column;
+    std::string text = explainParseError(message, line, &col, text_);
+    diags.push_back(Diagnostic{{file_, line + 1, col + 1}, {}, {}, std::move(text)});
   }
   void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
   std::vector<Diagnostic> diags;

@@ -225,5 +225,16 @@ TEST(FrontendLayersTest, LayerInfoRecordsEachLayersNodes) {
   EXPECT_EQ(m.graph->outputs()[0].value, m.layers.back().output);
 }
 
+TEST(FrontendLayersTest, ParseErrorsNameTheLayerTheyAreIn) {
+  // Both spellings of a message field, `layer {` and `layer: {`; the name may come first.
+  EXPECT_CONTAINS(expandError(model("dim: 3", "layer { dense { units: 2 } }\nlayer: { name: \"h\" dense { unit: 3 } }")),
+                  "model.pbtxt:4:28: error: layer 2 ('h'): DenseLayer has no field 'unit'; did you mean 'units'?");
+  EXPECT_CONTAINS(expandError(model("dim: 3", "layer { dense { units: 2 } }\nlayer { conv2d {} }")),
+                  "model.pbtxt:4:9: error: layer 2: unknown layer kind 'conv2d'");
+  // Outside layers, just the message and its fields.
+  EXPECT_CONTAINS(expandError(model("dim: 3", "layer { dense { units: 2 } }", "training { los: \"mse\" }")),
+                  "model.pbtxt:4:12: error: Training has no field 'los'; did you mean 'loss'?");
+}
+
 }  // namespace
 }  // namespace kiln
