@@ -44,7 +44,8 @@ TEST(FrontendActivationsTest, RReluUsesTheMeanSlopeAtInference) {
   test::expectNear(run("kind: \"rrelu\""), {-0.802083333, 2.5, 0.5, -0.6875});
   // lower 0.1, upper 0.3: alpha 0.2.
   test::expectNear(run("kind: \"rrelu\" lower: 0.1 upper: 0.3"), {-0.7, 2.5, 0.5, -0.6});
-  Node* n = expandOk(act("kind: \"rrelu\"")).graph->findNode("activation_1/rrelu");
+  frontend::ExpandedModel m = expandOk(act("kind: \"rrelu\""));
+  Node* n = m.graph->findNode("activation_1/rrelu");
   ASSERT_TRUE(n);
   EXPECT_FALSE(n->b("training"));
   EXPECT_CONTAINS(expandError(act("kind: \"rrelu\" lower: 0.5 upper: 0.25")),
