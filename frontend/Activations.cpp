@@ -53,7 +53,8 @@ std::optional<ActivationSpec> resolveActivation(LayerContext& c, const proto::Ac
   s.kind = kind;
   bool ok = true;
   // Each parameter is checked against the kinds that take it, then its range.
-  auto take = [&](bool given, std::string_view field, std::initializer_list<std::string_view> takers) {
+  auto take = [&](bool given, std::string_view field,
+                  std::initializer_list<std::string_view> takers) {
     if (!given) return false;
     for (std::string_view t : takers)
       if (t == kind) return true;
@@ -79,12 +80,15 @@ std::optional<ActivationSpec> resolveActivation(LayerContext& c, const proto::Ac
                         : range("alpha", a.alpha(), a.alpha() >= 0, "at least 0"))
       s.alpha = a.alpha();
   }
-  if (take(a.has_lower(), "lower", {"rrelu"}) && range("lower", a.lower(), a.lower() >= 0, "at least 0"))
+  if (take(a.has_lower(), "lower", {"rrelu"}) &&
+      range("lower", a.lower(), a.lower() >= 0, "at least 0"))
     s.lower = a.lower();
-  if (take(a.has_upper(), "upper", {"rrelu"}) && range("upper", a.upper(), a.upper() >= 0, "at least 0"))
+  if (take(a.has_upper(), "upper", {"rrelu"}) &&
+      range("upper", a.upper(), a.upper() >= 0, "at least 0"))
     s.upper = a.upper();
   if (ok && kind == "rrelu" && s.lower > s.upper) {
-    c.fail({"lower"}, "lower (" + numStr(s.lower) + ") must not exceed upper (" + numStr(s.upper) + ")");
+    c.fail({"lower"},
+           "lower (" + numStr(s.lower) + ") must not exceed upper (" + numStr(s.upper) + ")");
     ok = false;
   }
   if (take(!a.approximate().empty(), "approximate", {"gelu"})) {
@@ -96,8 +100,10 @@ std::optional<ActivationSpec> resolveActivation(LayerContext& c, const proto::Ac
       s.approximate = a.approximate();
     }
   }
-  if (take(a.has_beta(), "beta", {"swish"}) && range("beta", a.beta(), true, "finite")) s.beta = a.beta();
-  if (take(a.has_learnable_beta(), "learnable_beta", {"swish"})) s.learnableBeta = a.learnable_beta();
+  if (take(a.has_beta(), "beta", {"swish"}) && range("beta", a.beta(), true, "finite"))
+    s.beta = a.beta();
+  if (take(a.has_learnable_beta(), "learnable_beta", {"swish"}))
+    s.learnableBeta = a.learnable_beta();
   if (take(a.has_axis(), "axis", {"softmax", "log_softmax"})) s.axis = a.axis();
   if (!ok) return std::nullopt;
   return s;
@@ -138,13 +144,14 @@ Value* applyActivation(LayerContext& c, Value* x, const ActivationSpec& a,
       c.fail(where, "prelu needs a feature axis, found input " + kerasShape(shape));
       return nullptr;
     }
-    Value* alpha = c.parameter("alpha", {shape.back()}, {{"init", std::string("constant")},
-                                                         {"init_value", a.alpha}});
+    Value* alpha = c.parameter("alpha", {shape.back()},
+                               {{"init", std::string("constant")}, {"init_value", a.alpha}});
     return b.op(OpKind::PRelu, {x, alpha}, {}, a.kind);
   }
   if (a.kind == "swish") {
     if (!a.learnableBeta) return simple(OpKind::Swish, {{"beta", a.beta}});
-    Value* beta = c.parameter("beta_swish", {}, {{"init", std::string("constant")}, {"init_value", a.beta}});
+    Value* beta =
+        c.parameter("beta_swish", {}, {{"init", std::string("constant")}, {"init_value", a.beta}});
     return b.op(OpKind::Swish, {x, beta}, {}, a.kind);
   }
   c.fail(where, "internal: activation '" + a.kind + "' has no expansion");
@@ -174,8 +181,8 @@ std::optional<Builder::Attrs> initializerAttrs(LayerContext& c, std::string_view
   auto only = [&](bool given, std::string_view sub, std::string_view owner) {
     if (!given) return false;
     if (kind == owner) return true;
-    c.fail({field, sub}, what + ": " + std::string(sub) + " applies to " + std::string(owner) +
-                             ", not " + kind);
+    c.fail({field, sub},
+           what + ": " + std::string(sub) + " applies to " + std::string(owner) + ", not " + kind);
     ok = false;
     return false;
   };
@@ -188,7 +195,8 @@ std::optional<Builder::Attrs> initializerAttrs(LayerContext& c, std::string_view
     }
   }
   if (only(!init.mode().empty(), "mode", "variance_scaling")) {
-    if (std::string err = checkName("variance_scaling mode", init.mode(), kInitModes); !err.empty()) {
+    if (std::string err = checkName("variance_scaling mode", init.mode(), kInitModes);
+        !err.empty()) {
       c.fail({field, "mode"}, what + ": " + err);
       ok = false;
     } else {
@@ -196,8 +204,8 @@ std::optional<Builder::Attrs> initializerAttrs(LayerContext& c, std::string_view
     }
   }
   if (only(!init.distribution().empty(), "distribution", "variance_scaling")) {
-    if (std::string err = checkName("variance_scaling distribution", init.distribution(),
-                                    kInitDistributions);
+    if (std::string err =
+            checkName("variance_scaling distribution", init.distribution(), kInitDistributions);
         !err.empty()) {
       c.fail({field, "distribution"}, what + ": " + err);
       ok = false;
@@ -220,7 +228,8 @@ std::optional<Builder::Attrs> initializerAttrs(LayerContext& c, std::string_view
                                     std::to_string(need));
       ok = false;
     }
-    attrs.push_back({"init_values", std::vector<double>(init.values().begin(), init.values().end())});
+    attrs.push_back(
+        {"init_values", std::vector<double>(init.values().begin(), init.values().end())});
   } else if (kind == "values") {
     c.fail({field}, what + ": kind values needs the values (" + std::to_string(numElements(shape)) +
                         " for shape " + shapeStr(shape) + ")");

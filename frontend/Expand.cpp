@@ -61,7 +61,8 @@ const KindNames* kindOf(const proto::Layer& l) {
 std::string badName(const char* what, const std::string& name) {
   for (char ch : name)
     if (ch == '/' || ch == ':' || std::isspace(static_cast<unsigned char>(ch)))
-      return std::string(what) + " name '" + name + "' must not contain '/', ':' or spaces "
+      return std::string(what) + " name '" + name +
+             "' must not contain '/', ':' or spaces "
              "(parameters are named '<layer>/kernel', tensors 'node:index')";
   return "";
 }
@@ -87,9 +88,12 @@ Value* expandDense(LayerContext& c, Value* x, const proto::DenseLayer& d) {
                    const char* rule) {
     if (!given) return false;
     if (std::isfinite(v) && inRange) return true;
-    std::string what = sub.empty() ? std::string(field) : std::string(field) + "." + std::string(sub);
-    if (sub.empty()) c.fail({field}, what + " must be " + rule + ", found " + numStr(v));
-    else c.fail({field, sub}, what + " must be " + rule + ", found " + numStr(v));
+    std::string what =
+        sub.empty() ? std::string(field) : std::string(field) + "." + std::string(sub);
+    if (sub.empty())
+      c.fail({field}, what + " must be " + rule + ", found " + numStr(v));
+    else
+      c.fail({field, sub}, what + " must be " + rule + ", found " + numStr(v));
     ok = false;
     return false;
   };
@@ -99,8 +103,9 @@ Value* expandDense(LayerContext& c, Value* x, const proto::DenseLayer& d) {
     return resolveActivation(c, a, /*fromDense=*/true);
   }();
   Shape kshape = {in[1], d.units()};
-  std::optional<Builder::Attrs> kernelAttrs = initializerAttrs(
-      c, "kernel_initializer", d.kernel_initializer(), d.has_kernel_initializer(), "glorot_uniform", kshape);
+  std::optional<Builder::Attrs> kernelAttrs =
+      initializerAttrs(c, "kernel_initializer", d.kernel_initializer(), d.has_kernel_initializer(),
+                       "glorot_uniform", kshape);
   std::optional<Builder::Attrs> biasAttrs = initializerAttrs(
       c, "bias_initializer", d.bias_initializer(), d.has_bias_initializer(), "zeros", {d.units()});
   bool useBias = !d.has_use_bias() || d.use_bias();
@@ -110,9 +115,11 @@ Value* expandDense(LayerContext& c, Value* x, const proto::DenseLayer& d) {
   }
   if (kernelAttrs) {
     const proto::Regularizer& r = d.kernel_regularizer();
-    if (check(r.has_l1(), "kernel_regularizer", "l1", r.l1(), r.l1() >= 0, "at least 0") && r.l1() > 0)
+    if (check(r.has_l1(), "kernel_regularizer", "l1", r.l1(), r.l1() >= 0, "at least 0") &&
+        r.l1() > 0)
       kernelAttrs->push_back({"l1", r.l1()});
-    if (check(r.has_l2(), "kernel_regularizer", "l2", r.l2(), r.l2() >= 0, "at least 0") && r.l2() > 0)
+    if (check(r.has_l2(), "kernel_regularizer", "l2", r.l2(), r.l2() >= 0, "at least 0") &&
+        r.l2() > 0)
       kernelAttrs->push_back({"l2", r.l2()});
     if (check(d.has_max_norm(), "max_norm", "", d.max_norm(), d.max_norm() > 0, "positive"))
       kernelAttrs->push_back({"max_norm", d.max_norm()});
@@ -135,12 +142,16 @@ Value* expandBatchNorm(LayerContext& c, Value* x, const proto::BatchNormLayer& p
   bool ok = true;
   double momentum = 0.99, epsilon = 1e-3;
   if (p.has_momentum()) {
-    if (std::isfinite(p.momentum()) && p.momentum() >= 0 && p.momentum() < 1) momentum = p.momentum();
-    else ok = false, c.fail({"momentum"}, "momentum must be in [0, 1), found " + numStr(p.momentum()));
+    if (std::isfinite(p.momentum()) && p.momentum() >= 0 && p.momentum() < 1)
+      momentum = p.momentum();
+    else
+      ok = false, c.fail({"momentum"}, "momentum must be in [0, 1), found " + numStr(p.momentum()));
   }
   if (p.has_epsilon()) {
-    if (std::isfinite(p.epsilon()) && p.epsilon() > 0) epsilon = p.epsilon();
-    else ok = false, c.fail({"epsilon"}, "epsilon must be positive, found " + numStr(p.epsilon()));
+    if (std::isfinite(p.epsilon()) && p.epsilon() > 0)
+      epsilon = p.epsilon();
+    else
+      ok = false, c.fail({"epsilon"}, "epsilon must be positive, found " + numStr(p.epsilon()));
   }
   int64_t axis = p.has_axis() ? p.axis() : -1;
   int64_t rank = static_cast<int64_t>(in.size());
@@ -161,14 +172,16 @@ Value* expandBatchNorm(LayerContext& c, Value* x, const proto::BatchNormLayer& p
   b.setPrefix(c.name + "/");
   std::vector<double> ones(static_cast<size_t>(n), 1.0), zeros(static_cast<size_t>(n), 0.0);
   // Without scale (or center) the op still takes gamma (beta): a constant 1 (0), not a parameter.
-  Value* gamma = !p.has_scale() || p.scale()
-                     ? c.parameter("gamma", {n}, {{"init", std::string("ones")}})
-                     : b.op(OpKind::Constant, {},
-                            {{"dtype", c.dtype}, {"shape", Shape{n}}, {"value", ones}}, "unit_gamma");
-  Value* beta = !p.has_center() || p.center()
-                    ? c.parameter("beta", {n}, {{"init", std::string("zeros")}})
-                    : b.op(OpKind::Constant, {},
-                           {{"dtype", c.dtype}, {"shape", Shape{n}}, {"value", zeros}}, "zero_beta");
+  Value* gamma =
+      !p.has_scale() || p.scale()
+          ? c.parameter("gamma", {n}, {{"init", std::string("ones")}})
+          : b.op(OpKind::Constant, {}, {{"dtype", c.dtype}, {"shape", Shape{n}}, {"value", ones}},
+                 "unit_gamma");
+  Value* beta =
+      !p.has_center() || p.center()
+          ? c.parameter("beta", {n}, {{"init", std::string("zeros")}})
+          : b.op(OpKind::Constant, {}, {{"dtype", c.dtype}, {"shape", Shape{n}}, {"value", zeros}},
+                 "zero_beta");
   Value* mean = c.parameter("moving_mean", {n}, {{"init", std::string("zeros")}}, false);
   Value* var = c.parameter("moving_variance", {n}, {{"init", std::string("ones")}}, false);
   b.setPrefix("");
@@ -194,7 +207,8 @@ Value* expandFlatten(LayerContext& c, Value* x) {
   const Shape& in = x->type().shape;
   for (size_t k = 1; k < in.size(); ++k)
     if (in[k] == kBatch) {
-      c.fail({}, "cannot flatten the input " + kerasShape(in) + ": it has more than one batch axis");
+      c.fail({},
+             "cannot flatten the input " + kerasShape(in) + ": it has more than one batch axis");
       return nullptr;
     }
   if (in.size() < 2) {
@@ -229,8 +243,10 @@ Value* expandReshape(LayerContext& c, Value* x, const proto::ReshapeLayer& p) {
       break;
     }
   }
-  if (fits && wild >= 0 && perExample % known == 0) target[wild] = perExample / known;
-  else if (wild >= 0 || known != perExample) fits = false;
+  if (fits && wild >= 0 && perExample % known == 0)
+    target[wild] = perExample / known;
+  else if (wild >= 0 || known != perExample)
+    fits = false;
   if (!fits) {
     Shape out = {kBatch};
     out.insert(out.end(), p.target_shape().dim().begin(), p.target_shape().dim().end());
@@ -280,16 +296,19 @@ Status addEvaluation(Builder& b, const TrainingSpec& t, const ModelSource& src,
   KILN_RETURN_IF_ERROR(checkLossFits(t, src, last, input, &labelsType));
   Graph& g = b.graph();
   if (t.targets == Targets::Labels && g.findNode("labels"))
-    return src.error({{"input"}, {"name"}}, "the model's input is named 'labels', which is the "
+    return src.error({{"input"}, {"name"}},
+                     "the model's input is named 'labels', which is the "
                      "name of the targets input of the evaluation graph; rename it");
   b.setPrefix("");
   b.setLoc(src.at({{"training"}, {"loss"}}));
   Value* logits = last.output;
-  Value* targets = t.targets == Targets::Inputs ? input->result()
-                                                : b.input("labels", labelsType.dtype, labelsType.shape);
+  Value* targets = t.targets == Targets::Inputs
+                       ? input->result()
+                       : b.input("labels", labelsType.dtype, labelsType.shape);
   OpKind lossOp = t.loss == LossKind::SparseSoftmaxCrossEntropy ? OpKind::SparseSoftmaxCrossEntropy
-                  : t.loss == LossKind::BinaryCrossEntropyWithLogits ? OpKind::BinaryCrossEntropyWithLogits
-                                                                     : OpKind::MeanSquaredError;
+                  : t.loss == LossKind::BinaryCrossEntropyWithLogits
+                      ? OpKind::BinaryCrossEntropyWithLogits
+                      : OpKind::MeanSquaredError;
   Value* loss = b.op(lossOp, {logits, targets}, {}, "loss");
   std::vector<std::pair<std::string, Value*>> metrics;
   for (MetricKind m : t.metrics) {
@@ -341,8 +360,10 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
   std::vector<Diagnostic> trainingDiags;
   if (m.has_training()) {
     Expected<TrainingSpec> t = validateTraining(pm);
-    if (t) out.training = std::move(*t);
-    else trainingDiags = t.error().diagnostics();
+    if (t)
+      out.training = std::move(*t);
+    else
+      trainingDiags = t.error().diagnostics();
   } else if (mode == Expansion::Evaluation) {
     fail({}, "the model has no training block, so no loss to evaluate");
   }
@@ -359,19 +380,24 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
   const proto::ModelInput& in = m.input();
   std::string inputName = in.name().empty() ? "x" : in.name();
   DType dtype = DType::Float32;
-  if (in.dtype() == proto::FLOAT64) dtype = DType::Float64;
+  if (in.dtype() == proto::FLOAT64)
+    dtype = DType::Float64;
   else if (in.dtype() != proto::FLOAT32 && in.dtype() != proto::DTYPE_UNSPECIFIED)
-    fail({{"input"}, {"dtype"}}, "the input dtype must be FLOAT32 or FLOAT64 (layers compute in "
-                                 "floating point), found " + proto::DType_Name(in.dtype()));
+    fail({{"input"}, {"dtype"}},
+         "the input dtype must be FLOAT32 or FLOAT64 (layers compute in "
+         "floating point), found " +
+             proto::DType_Name(in.dtype()));
   Shape shape = {kBatch};
   if (!m.has_input() || !in.has_shape() || in.shape().dim_size() == 0) {
-    fail({{"input"}}, "the input needs a shape (of one example, without the batch axis), e.g. "
-                      "input { shape { dim: 784 } }");
+    fail({{"input"}},
+         "the input needs a shape (of one example, without the batch axis), e.g. "
+         "input { shape { dim: 784 } }");
   } else {
     for (int64_t d : in.shape().dim()) {
       if (d <= 0) {
-        fail({{"input"}, {"shape"}}, "input shape " + shapeStr({in.shape().dim().begin(), in.shape().dim().end()}) +
-                                         " must have positive dimensions (the batch axis is implied)");
+        fail({{"input"}, {"shape"}},
+             "input shape " + shapeStr({in.shape().dim().begin(), in.shape().dim().end()}) +
+                 " must have positive dimensions (the batch axis is implied)");
         break;
       }
       shape.push_back(d);
@@ -388,19 +414,22 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
   for (int i = 0; i < m.layer_size(); ++i) {
     const proto::Layer& l = m.layer(i);
     if (!kindOf(l)) {
-      fail({{"layer", i}}, "layer " + std::to_string(i + 1) + (l.name().empty() ? "" : " ('" + l.name() + "')") +
+      fail({{"layer", i}}, "layer " + std::to_string(i + 1) +
+                               (l.name().empty() ? "" : " ('" + l.name() + "')") +
                                " has no kind (one of dense, batch_norm, activation, dropout, "
                                "alpha_dropout, flatten, reshape)");
       continue;
     }
     if (l.name().empty()) continue;
-    if (std::string e = badName("layer", l.name()); !e.empty()) fail({{"layer", i}, {"name"}}, e);
+    if (std::string e = badName("layer", l.name()); !e.empty())
+      fail({{"layer", i}, {"name"}}, e);
     else if (l.name() == inputName)
       fail({{"layer", i}, {"name"}}, "layer name '" + l.name() + "' is the input's name");
     else if (auto [it, fresh] = taken.emplace(l.name(), i); !fresh)
       fail({{"layer", i}, {"name"}}, "layer name '" + l.name() + "' is already used by layer " +
                                          std::to_string(it->second + 1) + " (line " +
-                                         std::to_string(src.at({{"layer", it->second}}).line) + ")");
+                                         std::to_string(src.at({{"layer", it->second}}).line) +
+                                         ")");
     names[static_cast<size_t>(i)] = l.name();
   }
   std::map<std::string_view, int> counters;
@@ -468,7 +497,8 @@ Expected<ExpandedModel> expandModel(const ParsedModel& pm, Expansion mode) {
       KILN_RETURN_IF_ERROR(addEvaluation(b, *out.training, src, out.layers.back(), out.input));
     } else {
       TensorType unused;
-      KILN_RETURN_IF_ERROR(checkLossFits(*out.training, src, out.layers.back(), out.input, &unused));
+      KILN_RETURN_IF_ERROR(
+          checkLossFits(*out.training, src, out.layers.back(), out.input, &unused));
     }
   }
   // Every node was typed as it was built; the verifier checks the whole graph once more.

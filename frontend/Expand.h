@@ -59,7 +59,8 @@ struct ExpandedModel {
 Expected<ExpandedModel> expandModel(const ParsedModel& m, Expansion mode = Expansion::Inference);
 
 /// readModelFile() then expandModel().
-Expected<ExpandedModel> loadModelFile(const std::string& path, Expansion mode = Expansion::Inference);
+Expected<ExpandedModel> loadModelFile(const std::string& path,
+                                      Expansion mode = Expansion::Inference);
 
 /// The default name of the n-th (from 1) unnamed layer of a kind: dense_1,
 /// batch_normalization_2, ... (Keras's names).

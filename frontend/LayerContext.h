@@ -37,13 +37,13 @@ struct LayerContext {
 /// An activation with every parameter resolved (defaults of chapter11.md filled in).
 struct ActivationSpec {
   std::string kind = "linear";
-  double alpha = 0;            // leaky_relu 0.01, elu 1, prelu (initial) 0.25
-  double lower = 1.0 / 8;      // rrelu
-  double upper = 1.0 / 3;      // rrelu
+  double alpha = 0;                  // leaky_relu 0.01, elu 1, prelu (initial) 0.25
+  double lower = 1.0 / 8;            // rrelu
+  double upper = 1.0 / 3;            // rrelu
   std::string approximate = "none";  // gelu
-  double beta = 1;             // swish (initial value when learnable)
-  bool learnableBeta = false;  // swish
-  int64_t axis = -1;           // softmax, log_softmax
+  double beta = 1;                   // swish (initial value when learnable)
+  bool learnableBeta = false;        // swish
+  int64_t axis = -1;                 // softmax, log_softmax
 };
 
 /// Checks an activation (its kind, and the parameters that kind takes) and fills in defaults.

@@ -142,7 +142,8 @@ TrainingBuilder& TrainingBuilder::performanceSchedule(std::optional<double> fact
   if (patience) s->set_patience(*patience);
   return *this;
 }
-TrainingBuilder& TrainingBuilder::oneCycle(double maxLearningRate, std::optional<int64_t> totalSteps) {
+TrainingBuilder& TrainingBuilder::oneCycle(double maxLearningRate,
+                                           std::optional<int64_t> totalSteps) {
   proto::Schedule* s = t_->mutable_schedule();
   s->set_kind("one_cycle");
   s->set_max_learning_rate(maxLearningRate);
@@ -197,7 +198,8 @@ ModelBuilder& ModelBuilder::input(Shape shape, std::string name, DType dtype) {
 
 ModelBuilder& ModelBuilder::dense(int64_t units, const Init& kernelInit, std::string activation) {
   dense(units, std::move(activation));
-  *m_.mutable_layer(m_.layer_size() - 1)->mutable_dense()->mutable_kernel_initializer() = kernelInit.proto();
+  *m_.mutable_layer(m_.layer_size() - 1)->mutable_dense()->mutable_kernel_initializer() =
+      kernelInit.proto();
   return *this;
 }
 
@@ -208,7 +210,8 @@ ModelBuilder& ModelBuilder::dense(int64_t units, std::string activation) {
   return *this;
 }
 
-ModelBuilder& ModelBuilder::batchNorm(std::optional<double> momentum, std::optional<double> epsilon) {
+ModelBuilder& ModelBuilder::batchNorm(std::optional<double> momentum,
+                                      std::optional<double> epsilon) {
   proto::BatchNormLayer* b = m_.add_layer()->mutable_batch_norm();
   if (momentum) b->set_momentum(*momentum);
   if (epsilon) b->set_epsilon(*epsilon);
@@ -262,7 +265,9 @@ ModelBuilder& ModelBuilder::elu(std::optional<double> alpha) {
 ModelBuilder& ModelBuilder::gelu(std::string approximate) {
   activation("gelu");
   if (!approximate.empty())
-    m_.mutable_layer(m_.layer_size() - 1)->mutable_activation()->set_approximate(std::move(approximate));
+    m_.mutable_layer(m_.layer_size() - 1)
+        ->mutable_activation()
+        ->set_approximate(std::move(approximate));
   return *this;
 }
 ModelBuilder& ModelBuilder::swish(std::optional<double> beta, bool learnable) {
@@ -284,7 +289,8 @@ std::string kindName(const proto::Layer& l) {
 
 proto::Layer* ModelBuilder::last(proto::Layer::KindCase want, const char* what) {
   if (m_.layer_size() == 0) {
-    if (misuse_.empty()) misuse_ = std::string("ModelBuilder: ") + what + " needs a layer before it";
+    if (misuse_.empty())
+      misuse_ = std::string("ModelBuilder: ") + what + " needs a layer before it";
     return nullptr;
   }
   proto::Layer* l = m_.mutable_layer(m_.layer_size() - 1);
@@ -307,7 +313,8 @@ ModelBuilder& ModelBuilder::named(std::string name) {
   return *this;
 }
 ModelBuilder& ModelBuilder::kernelInit(const Init& init) {
-  if (proto::DenseLayer* d = lastDense("kernelInit()")) *d->mutable_kernel_initializer() = init.proto();
+  if (proto::DenseLayer* d = lastDense("kernelInit()"))
+    *d->mutable_kernel_initializer() = init.proto();
   return *this;
 }
 ModelBuilder& ModelBuilder::biasInit(const Init& init) {
@@ -333,17 +340,22 @@ ModelBuilder& ModelBuilder::maxNorm(double r) {
 ModelBuilder& ModelBuilder::axis(int64_t axis) {
   proto::Layer* l = last(proto::Layer::KIND_NOT_SET, "axis()");
   if (!l) return *this;
-  if (l->has_batch_norm()) l->mutable_batch_norm()->set_axis(axis);
-  else if (l->has_activation()) l->mutable_activation()->set_axis(axis);  // softmax's
-  else last(proto::Layer::kBatchNorm, "axis()");  // Records the misuse.
+  if (l->has_batch_norm())
+    l->mutable_batch_norm()->set_axis(axis);
+  else if (l->has_activation())
+    l->mutable_activation()->set_axis(axis);  // softmax's
+  else
+    last(proto::Layer::kBatchNorm, "axis()");  // Records the misuse.
   return *this;
 }
 ModelBuilder& ModelBuilder::center(bool c) {
-  if (proto::Layer* l = last(proto::Layer::kBatchNorm, "center()")) l->mutable_batch_norm()->set_center(c);
+  if (proto::Layer* l = last(proto::Layer::kBatchNorm, "center()"))
+    l->mutable_batch_norm()->set_center(c);
   return *this;
 }
 ModelBuilder& ModelBuilder::scale(bool s) {
-  if (proto::Layer* l = last(proto::Layer::kBatchNorm, "scale()")) l->mutable_batch_norm()->set_scale(s);
+  if (proto::Layer* l = last(proto::Layer::kBatchNorm, "scale()"))
+    l->mutable_batch_norm()->set_scale(s);
   return *this;
 }
 
@@ -359,7 +371,8 @@ Expected<proto::Model> ModelBuilder::model() const {
 
 Expected<ExpandedModel> ModelBuilder::expand(Expansion mode) const {
   KILN_ASSIGN_OR_RETURN(proto::Model m, model());
-  return expandModel(ParsedModel{std::move(m), ModelSource("<ModelBuilder " + m_.name() + ">")}, mode);
+  return expandModel(ParsedModel{std::move(m), ModelSource("<ModelBuilder " + m_.name() + ">")},
+                     mode);
 }
 
 }  // namespace kiln::frontend

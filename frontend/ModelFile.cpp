@@ -1,12 +1,12 @@
 // Reading layer-level model files: text with field positions, binary, and format detection.
 #include "frontend/ModelFile.h"
 
-#include <regex>
-#include <vector>
-
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
+
+#include <regex>
+#include <vector>
 
 #include "frontend/Names.h"
 
@@ -75,7 +75,7 @@ TextOutline outline(std::string_view data) {
   bool inLayer = false;
   std::string pendingIdent;  // An identifier that may be a field name (if ':' or '{' follows).
   bool expectLayerName = false;
-  bool layerColon = false;   // `layer:` at the top level; a '{' may follow (`layer: { ... }`).
+  bool layerColon = false;  // `layer:` at the top level; a '{' may follow (`layer: { ... }`).
   while (tok.Next()) {
     const pb::io::Tokenizer::Token& t = tok.current();
     if (t.type == pb::io::Tokenizer::TYPE_IDENTIFIER) {
@@ -135,7 +135,8 @@ std::vector<std::string_view> fieldNames(const pb::Descriptor* d) {
 // Protobuf's own message for a misspelt field, rewritten to say what the fields are and which
 // one was meant; inside a layer it also says which layer. `column` (0-based) moves back from the
 // token after an unknown field name to the name itself.
-std::string explainParseError(const std::string& message, int line, int* column, const TextOutline& text) {
+std::string explainParseError(const std::string& message, int line, int* column,
+                              const TextOutline& text) {
   std::string where;
   for (size_t i = 0; i < text.layers.size(); ++i)
     if (line >= text.layers[i].firstLine && line <= text.layers[i].lastLine)
@@ -147,11 +148,11 @@ std::string explainParseError(const std::string& message, int line, int* column,
       R"re(Field "(\w+)" is specified along with field "(\w+)", another member of oneof "kind"\.?)re");
   std::smatch m;
   if (std::regex_match(message, m, twoKinds))
-    return where + "a layer has one kind, but this one has both " + m[2].str() + " and " + m[1].str() +
-           " (put each in its own layer { ... })";
+    return where + "a layer has one kind, but this one has both " + m[2].str() + " and " +
+           m[1].str() + " (put each in its own layer { ... })";
   if (!std::regex_match(message, m, noField)) return where + message;
-  const pb::Descriptor* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(
-      "kiln.proto." + m[1].str());
+  const pb::Descriptor* d =
+      pb::DescriptorPool::generated_pool()->FindMessageTypeByName("kiln.proto." + m[1].str());
   if (!d) return where + message;
   std::vector<std::string_view> names = fieldNames(d);
   const std::string field = m[2].str();
@@ -213,7 +214,9 @@ Expected<ParsedModel> parseModel(std::string_view data, GraphFormat format,
   if (format == GraphFormat::Binary) {
     pb::LogSilencer quiet;  // The error below is the one that counts.
     if (!out.model.ParseFromArray(data.data(), static_cast<int>(data.size())))
-      return Error(Diagnostic{{file}, {}, {},
+      return Error(Diagnostic{{file},
+                              {},
+                              {},
                               "not a valid binary Kiln model (protobuf parsing failed; text "
                               "models should have the .pbtxt extension)"});
     return out;

@@ -2,13 +2,13 @@
 // with the source position of every field, and telling them apart from op-level graphs.
 #pragma once
 
+#include <google/protobuf/text_format.h>
+
 #include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/text_format.h>
 
 #include "ir/ProtoIO.h"
 #include "ir/Support.h"
@@ -64,7 +64,8 @@ struct ParsedModel {
 bool isModelData(std::string_view data, GraphFormat format);
 
 /// Parses a model file; syntax errors name the line, and inside a layer, the layer.
-Expected<ParsedModel> parseModel(std::string_view data, GraphFormat format, const std::string& file);
+Expected<ParsedModel> parseModel(std::string_view data, GraphFormat format,
+                                 const std::string& file);
 Expected<ParsedModel> readModelFile(const std::string& path);
 
 /// The model as protobuf text (for tests and tools that write model files).

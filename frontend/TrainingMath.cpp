@@ -15,7 +15,8 @@ struct Cycle {
   double p1, p2, total;
 };
 Cycle cycleOf(const ScheduleSpec& s, int64_t totalSteps) {
-  double total = static_cast<double>(s.totalSteps ? s.totalSteps : std::max<int64_t>(totalSteps, 1));
+  double total =
+      static_cast<double>(s.totalSteps ? s.totalSteps : std::max<int64_t>(totalSteps, 1));
   return {0.45 * total, 0.9 * total, total};
 }
 
@@ -27,8 +28,7 @@ double learningRateAt(const TrainingSpec& spec, int64_t step, int64_t totalSteps
   const double t = static_cast<double>(std::max<int64_t>(step, 0));
   switch (s.kind) {
     case ScheduleKind::Constant:
-    case ScheduleKind::Performance:
-      return eta0;
+    case ScheduleKind::Performance: return eta0;
     case ScheduleKind::Power:
       return eta0 / std::pow(1.0 + t / static_cast<double>(s.decaySteps), s.power);
     case ScheduleKind::Exponential:
@@ -50,8 +50,8 @@ double learningRateAt(const TrainingSpec& spec, int64_t step, int64_t totalSteps
 
 double momentumAt(const TrainingSpec& spec, int64_t step, int64_t totalSteps) {
   const OptimizerSpec& o = spec.optimizer;
-  double fixed = o.kind == OptimizerKind::Momentum || o.kind == OptimizerKind::Nesterov ? o.momentum
-                                                                                       : o.beta1;
+  double fixed =
+      o.kind == OptimizerKind::Momentum || o.kind == OptimizerKind::Nesterov ? o.momentum : o.beta1;
   const ScheduleSpec& s = spec.schedule;
   if (s.kind != ScheduleKind::OneCycle || !o.hasMomentum()) return fixed;
   Cycle c = cycleOf(s, totalSteps);
@@ -87,8 +87,7 @@ void clipGradients(const ClippingSpec& clip, std::vector<std::vector<double>*> g
     return s;
   };
   switch (clip.mode) {
-    case ClipMode::None:
-      return;
+    case ClipMode::None: return;
     case ClipMode::Value:
       for (std::vector<double>* g : grads)
         for (double& x : *g) x = std::clamp(x, -t, t);

@@ -66,10 +66,14 @@ class Section {
   // Range checks; each reports `field must be ..., found v` and leaves `out` alone on failure.
   // Written as !(in range) so that NaN fails them too.
   void finite(std::string_view field, double v, double& out, bool ok, const std::string& rule) {
-    if (!std::isfinite(v) || !ok) fail(field, std::string(field) + " must be " + rule + ", found " + num(v));
-    else out = v;
+    if (!std::isfinite(v) || !ok)
+      fail(field, std::string(field) + " must be " + rule + ", found " + num(v));
+    else
+      out = v;
   }
-  void positive(std::string_view field, double v, double& out) { finite(field, v, out, v > 0, "positive"); }
+  void positive(std::string_view field, double v, double& out) {
+    finite(field, v, out, v > 0, "positive");
+  }
   void nonNegative(std::string_view field, double v, double& out) {
     finite(field, v, out, v >= 0, "at least 0");
   }
@@ -77,8 +81,11 @@ class Section {
     finite(field, v, out, v >= 0 && v < 1, "in [0, 1)");
   }
   void atLeast(std::string_view field, int64_t v, int64_t lo, int64_t& out) {
-    if (v < lo) fail(field, std::string(field) + " must be at least " + std::to_string(lo) + ", found " + std::to_string(v));
-    else out = v;
+    if (v < lo)
+      fail(field, std::string(field) + " must be at least " + std::to_string(lo) + ", found " +
+                      std::to_string(v));
+    else
+      out = v;
   }
 
  private:
@@ -98,8 +105,8 @@ void validateOptimizer(const proto::Optimizer& p, Section& s, OptimizerSpec& o) 
   const std::string name(optimizerName(o.kind));
   bool sgdFamily = o.kind == OK::Sgd || o.kind == OK::Momentum || o.kind == OK::Nesterov ||
                    o.kind == OK::Adagrad;
-  bool adamFamily = o.kind == OK::Adam || o.kind == OK::Adamax || o.kind == OK::Nadam ||
-                    o.kind == OK::AdamW;
+  bool adamFamily =
+      o.kind == OK::Adam || o.kind == OK::Adamax || o.kind == OK::Nadam || o.kind == OK::AdamW;
   o.learningRate = sgdFamily ? 0.01 : 0.001;
   o.epsilon = o.kind == OK::RMSProp || o.kind == OK::Adagrad ? 1e-10 : 1e-7;
   // Each hyperparameter, with the optimizers that take it.
@@ -112,18 +119,24 @@ void validateOptimizer(const proto::Optimizer& p, Section& s, OptimizerSpec& o) 
   };
   if (p.has_learning_rate()) s.positive("learning_rate", p.learning_rate(), o.learningRate);
   if (p.has_momentum()) {
-    if (o.kind == OK::Momentum || o.kind == OK::Nesterov) s.unitOpen("momentum", p.momentum(), o.momentum);
-    else notFor("momentum", "momentum and nesterov take it");
+    if (o.kind == OK::Momentum || o.kind == OK::Nesterov)
+      s.unitOpen("momentum", p.momentum(), o.momentum);
+    else
+      notFor("momentum", "momentum and nesterov take it");
   }
   const char* adams = "adam, adamax, nadam and adamw take it";
-  if (p.has_beta_1()) adamFamily ? s.unitOpen("beta_1", p.beta_1(), o.beta1) : notFor("beta_1", adams);
-  if (p.has_beta_2()) adamFamily ? s.unitOpen("beta_2", p.beta_2(), o.beta2) : notFor("beta_2", adams);
+  if (p.has_beta_1())
+    adamFamily ? s.unitOpen("beta_1", p.beta_1(), o.beta1) : notFor("beta_1", adams);
+  if (p.has_beta_2())
+    adamFamily ? s.unitOpen("beta_2", p.beta_2(), o.beta2) : notFor("beta_2", adams);
   if (p.has_epsilon()) {
     if (o.kind == OK::Sgd || o.kind == OK::Momentum || o.kind == OK::Nesterov)
       notFor("epsilon", "adagrad, rmsprop and the adam family take it");
-    else s.positive("epsilon", p.epsilon(), o.epsilon);
+    else
+      s.positive("epsilon", p.epsilon(), o.epsilon);
   }
-  if (p.has_rho()) o.kind == OK::RMSProp ? s.unitOpen("rho", p.rho(), o.rho) : notFor("rho", "rmsprop takes it");
+  if (p.has_rho())
+    o.kind == OK::RMSProp ? s.unitOpen("rho", p.rho(), o.rho) : notFor("rho", "rmsprop takes it");
   if (p.has_weight_decay())
     o.kind == OK::AdamW ? s.nonNegative("weight_decay", p.weight_decay(), o.weightDecay)
                         : notFor("weight_decay", "adamw takes it");
@@ -153,8 +166,10 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
   if (decayGiven && sc.kind != SK::Power && sc.kind != SK::Exponential)
     s.fail("decay_steps", name + " takes no decay_steps (power and exponential do)");
   if (sc.kind == SK::Power || sc.kind == SK::Exponential) {
-    if (!decayGiven) s.fail("", name + " needs decay_steps (the s in its formula)");
-    else s.atLeast("decay_steps", p.decay_steps(), 1, sc.decaySteps);
+    if (!decayGiven)
+      s.fail("", name + " needs decay_steps (the s in its formula)");
+    else
+      s.atLeast("decay_steps", p.decay_steps(), 1, sc.decaySteps);
   }
   if (only(p.has_power(), "power", SK::Power)) s.positive("power", p.power(), sc.power);
   if (only(p.has_decay_rate(), "decay_rate", SK::Exponential)) {
@@ -167,15 +182,19 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
   only(vGiven, "values", SK::PiecewiseConstant);
   if (sc.kind == SK::PiecewiseConstant) {
     if (!bGiven || p.values_size() != p.boundaries_size() + 1) {
-      s.fail(vGiven ? "values" : "", "piecewise_constant needs boundaries [t1, t2, ...] and one more "
-             "value than boundaries, found " + std::to_string(p.boundaries_size()) +
-             " boundaries and " + std::to_string(p.values_size()) + " values");
+      s.fail(vGiven ? "values" : "",
+             "piecewise_constant needs boundaries [t1, t2, ...] and one more "
+             "value than boundaries, found " +
+                 std::to_string(p.boundaries_size()) + " boundaries and " +
+                 std::to_string(p.values_size()) + " values");
     } else {
       int64_t prev = 0;
       for (int i = 0; i < p.boundaries_size(); ++i) {
         if (p.boundaries(i) <= prev) {
-          s.fail("boundaries", "boundaries must be positive and increasing, found " +
-                 std::to_string(p.boundaries(i)) + " after " + std::to_string(prev), i);
+          s.fail("boundaries",
+                 "boundaries must be positive and increasing, found " +
+                     std::to_string(p.boundaries(i)) + " after " + std::to_string(prev),
+                 i);
           break;
         }
         prev = p.boundaries(i);
@@ -187,9 +206,11 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
       sc.boundaries.assign(p.boundaries().begin(), p.boundaries().end());
       sc.values.assign(p.values().begin(), p.values().end());
       if (lrGiven && spec.optimizer.learningRate != sc.values[0])
-        optimizerSection.fail("learning_rate", "learning_rate " + num(spec.optimizer.learningRate) +
-                              " disagrees with the piecewise_constant schedule, which starts at " +
-                              num(sc.values[0]) + " (leave one out)");
+        optimizerSection.fail(
+            "learning_rate",
+            "learning_rate " + num(spec.optimizer.learningRate) +
+                " disagrees with the piecewise_constant schedule, which starts at " +
+                num(sc.values[0]) + " (leave one out)");
       spec.optimizer.learningRate = sc.values[0];
     }
   }
@@ -198,7 +219,8 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
     double f = p.factor();
     s.finite("factor", f, sc.factor, f > 0 && f < 1, "in (0, 1)");
   }
-  if (only(p.has_patience(), "patience", SK::Performance)) s.atLeast("patience", p.patience(), 0, sc.patience);
+  if (only(p.has_patience(), "patience", SK::Performance))
+    s.atLeast("patience", p.patience(), 0, sc.patience);
   if (only(!p.monitor().empty(), "monitor", SK::Performance)) {
     std::vector<std::string> watchable = {"loss", "val_loss"};
     for (MetricKind m : spec.metrics) {
@@ -208,7 +230,7 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
     if (std::find(watchable.begin(), watchable.end(), p.monitor()) == watchable.end()) {
       std::vector<std::string_view> names(watchable.begin(), watchable.end());
       s.fail("monitor", "monitor '" + p.monitor() + "' is not a loss or a metric of this model" +
-             didYouMean(p.monitor(), names) + " (one of " + oneOf(names) + ")");
+                            didYouMean(p.monitor(), names) + " (one of " + oneOf(names) + ")");
     } else {
       sc.monitor = p.monitor();
     }
@@ -226,17 +248,18 @@ void validateSchedule(const proto::Schedule& p, Section& s, TrainingSpec& spec,
   } else if (sc.kind == SK::OneCycle) {
     s.fail("", "one_cycle needs max_learning_rate (the peak rate, reached at 45% of the steps)");
   }
-  if (only(p.has_total_steps(), "total_steps", SK::OneCycle)) s.atLeast("total_steps", p.total_steps(), 1, sc.totalSteps);
+  if (only(p.has_total_steps(), "total_steps", SK::OneCycle))
+    s.atLeast("total_steps", p.total_steps(), 1, sc.totalSteps);
   bool maxM = only(p.has_max_momentum(), "max_momentum", SK::OneCycle);
   bool minM = only(p.has_min_momentum(), "min_momentum", SK::OneCycle);
   if ((maxM || minM) && !spec.optimizer.hasMomentum())
-    s.fail(maxM ? "max_momentum" : "min_momentum",
-           std::string(optimizerName(spec.optimizer.kind)) + " has no momentum for one_cycle to cycle");
+    s.fail(maxM ? "max_momentum" : "min_momentum", std::string(optimizerName(spec.optimizer.kind)) +
+                                                       " has no momentum for one_cycle to cycle");
   if (maxM) s.unitOpen("max_momentum", p.max_momentum(), sc.maxMomentum);
   if (minM) s.unitOpen("min_momentum", p.min_momentum(), sc.minMomentum);
   if (sc.minMomentum > sc.maxMomentum)
-    s.fail("min_momentum", "min_momentum " + num(sc.minMomentum) + " exceeds max_momentum " +
-           num(sc.maxMomentum));
+    s.fail("min_momentum",
+           "min_momentum " + num(sc.minMomentum) + " exceeds max_momentum " + num(sc.maxMomentum));
 }
 
 }  // namespace
@@ -256,8 +279,9 @@ Expected<TrainingSpec> validateTraining(const ParsedModel& m) {
   if (targets) spec.targets = static_cast<Targets>(*targets);
   if (loss && targets && spec.targets == Targets::Inputs &&
       spec.loss == LossKind::SparseSoftmaxCrossEntropy)
-    top.fail("targets", "targets \"inputs\" (an autoencoder) needs mean_squared_error or "
-                        "binary_cross_entropy_with_logits, not sparse_softmax_cross_entropy");
+    top.fail("targets",
+             "targets \"inputs\" (an autoencoder) needs mean_squared_error or "
+             "binary_cross_entropy_with_logits, not sparse_softmax_cross_entropy");
   for (int i = 0; i < t.metric_size(); ++i) {
     std::optional<size_t> k = indexOf(t.metric(i), kMetrics);
     if (!k) {
@@ -270,8 +294,10 @@ Expected<TrainingSpec> validateTraining(const ParsedModel& m) {
       continue;
     }
     if (mk == MetricKind::Accuracy && loss && spec.loss == LossKind::MeanSquaredError) {
-      top.fail("metric", "accuracy needs a classification loss (sparse_softmax_cross_entropy or "
-                         "binary_cross_entropy_with_logits), not mean_squared_error", i);
+      top.fail("metric",
+               "accuracy needs a classification loss (sparse_softmax_cross_entropy or "
+               "binary_cross_entropy_with_logits), not mean_squared_error",
+               i);
       continue;
     }
     spec.metrics.push_back(mk);
@@ -287,11 +313,12 @@ Expected<TrainingSpec> validateTraining(const ParsedModel& m) {
   if (spec.schedule.kind == ScheduleKind::OneCycle && spec.optimizer.hasMomentum()) {
     // 1cycle drives the momentum; a fixed value next to it would be silently overridden.
     const char* field = t.optimizer().has_momentum() ? "momentum"
-                        : t.optimizer().has_beta_1() ? "beta_1" : nullptr;
+                        : t.optimizer().has_beta_1() ? "beta_1"
+                                                     : nullptr;
     if (field)
       opt.fail(field, std::string(field) + " is driven by the one_cycle schedule (max_momentum " +
-               num(spec.schedule.maxMomentum) + " -> min_momentum " +
-               num(spec.schedule.minMomentum) + " -> max_momentum); set those instead");
+                          num(spec.schedule.maxMomentum) + " -> min_momentum " +
+                          num(spec.schedule.minMomentum) + " -> max_momentum); set those instead");
   }
 
   Section clip(src, diags, {{"training"}, {"clipping"}});
@@ -317,20 +344,26 @@ Expected<TrainingSpec> validateTraining(const ParsedModel& m) {
 
 std::string TrainingSpec::describe() const {
   const OptimizerSpec& o = optimizer;
-  std::string out = "Training: loss " + std::string(lossName(loss)) + " on " +
-                    std::string(targetsName(targets));
+  std::string out =
+      "Training: loss " + std::string(lossName(loss)) + " on " + std::string(targetsName(targets));
   if (!metrics.empty()) {
     out += "; metrics";
     for (MetricKind m : metrics) out += " " + std::string(metricName(m));
   }
-  out += "\n  optimizer " + std::string(optimizerName(o.kind)) + ": learning_rate " + num(o.learningRate);
+  out += "\n  optimizer " + std::string(optimizerName(o.kind)) + ": learning_rate " +
+         num(o.learningRate);
   switch (o.kind) {
     case OK::Sgd: break;
-    case OK::Momentum: case OK::Nesterov: out += ", momentum " + num(o.momentum); break;
+    case OK::Momentum:
+    case OK::Nesterov: out += ", momentum " + num(o.momentum); break;
     case OK::Adagrad: out += ", epsilon " + num(o.epsilon); break;
     case OK::RMSProp: out += ", rho " + num(o.rho) + ", epsilon " + num(o.epsilon); break;
-    case OK::Adam: case OK::Adamax: case OK::Nadam: case OK::AdamW:
-      out += ", beta_1 " + num(o.beta1) + ", beta_2 " + num(o.beta2) + ", epsilon " + num(o.epsilon);
+    case OK::Adam:
+    case OK::Adamax:
+    case OK::Nadam:
+    case OK::AdamW:
+      out +=
+          ", beta_1 " + num(o.beta1) + ", beta_2 " + num(o.beta2) + ", epsilon " + num(o.epsilon);
       if (o.kind == OK::Nadam) out += ", momentum_decay " + num(o.momentumDecay);
       if (o.kind == OK::AdamW) out += ", weight_decay " + num(o.weightDecay);
       break;
@@ -339,7 +372,9 @@ std::string TrainingSpec::describe() const {
   out += "\n  schedule " + std::string(scheduleName(s.kind));
   switch (s.kind) {
     case SK::Constant: break;
-    case SK::Power: out += ": decay_steps " + std::to_string(s.decaySteps) + ", power " + num(s.power); break;
+    case SK::Power:
+      out += ": decay_steps " + std::to_string(s.decaySteps) + ", power " + num(s.power);
+      break;
     case SK::Exponential:
       out += ": decay_steps " + std::to_string(s.decaySteps) + ", decay_rate " + num(s.decayRate);
       break;

@@ -32,14 +32,14 @@ std::string_view targetsName(Targets t);
 /// and mean nothing (validation rejects a model that sets them).
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::RMSProp;
-  double learningRate = 0.001;  // 0.01 for sgd, momentum, nesterov, adagrad
-  double momentum = 0.9;        // momentum, nesterov
-  double beta1 = 0.9;           // adam, adamax, nadam, adamw
-  double beta2 = 0.999;         // adam, adamax, nadam, adamw
-  double epsilon = 1e-7;        // adam family; 1e-10 for rmsprop and adagrad
-  double rho = 0.9;             // rmsprop
-  double weightDecay = 0.01;    // adamw (decoupled)
-  double momentumDecay = 0.004; // nadam
+  double learningRate = 0.001;   // 0.01 for sgd, momentum, nesterov, adagrad
+  double momentum = 0.9;         // momentum, nesterov
+  double beta1 = 0.9;            // adam, adamax, nadam, adamw
+  double beta2 = 0.999;          // adam, adamax, nadam, adamw
+  double epsilon = 1e-7;         // adam family; 1e-10 for rmsprop and adagrad
+  double rho = 0.9;              // rmsprop
+  double weightDecay = 0.01;     // adamw (decoupled)
+  double momentumDecay = 0.004;  // nadam
   /// Whether the optimizer has a momentum term (beta for momentum/nesterov, beta1 for the adam
   /// family): one_cycle then cycles it.
   bool hasMomentum() const;
@@ -47,19 +47,19 @@ struct OptimizerSpec {
 
 struct ScheduleSpec {
   ScheduleKind kind = ScheduleKind::Constant;
-  int64_t decaySteps = 0;              // power, exponential: s
-  double power = 1.0;                  // power: c
-  double decayRate = 0.1;              // exponential: eta0 * decayRate^(t/s)
-  std::vector<int64_t> boundaries;     // piecewise_constant
-  std::vector<double> values;          // piecewise_constant (values[0] is the initial rate)
-  double factor = 0.5;                 // performance
-  int64_t patience = 5;                // performance, in epochs
-  std::string monitor = "val_loss";    // performance
-  double minLearningRate = 0.0;        // performance
-  double maxLearningRate = 0.0;        // one_cycle: eta_max
-  int64_t totalSteps = 0;              // one_cycle: T; 0 means every step of the training run
-  double maxMomentum = 0.95;           // one_cycle
-  double minMomentum = 0.85;           // one_cycle
+  int64_t decaySteps = 0;            // power, exponential: s
+  double power = 1.0;                // power: c
+  double decayRate = 0.1;            // exponential: eta0 * decayRate^(t/s)
+  std::vector<int64_t> boundaries;   // piecewise_constant
+  std::vector<double> values;        // piecewise_constant (values[0] is the initial rate)
+  double factor = 0.5;               // performance
+  int64_t patience = 5;              // performance, in epochs
+  std::string monitor = "val_loss";  // performance
+  double minLearningRate = 0.0;      // performance
+  double maxLearningRate = 0.0;      // one_cycle: eta_max
+  int64_t totalSteps = 0;            // one_cycle: T; 0 means every step of the training run
+  double maxMomentum = 0.95;         // one_cycle
+  double minMomentum = 0.85;         // one_cycle
 };
 
 struct ClippingSpec {

@@ -53,8 +53,9 @@ TEST(BadModelTest, EveryFileFailsWithItsExpectedErrorAtItsLine) {
     EXPECT_EQ(error.find("kiln.proto.Graph"), std::string::npos) << error;
     for (const std::string& e : expected) {
       // Each expectation names the file and the line (and the column) of the mistake.
-      EXPECT_TRUE(std::regex_search(e, std::regex("^" + std::regex_replace(name, std::regex("\\."), "\\.") +
-                                                  ":[0-9]+:[0-9]+: error: ")))
+      EXPECT_TRUE(
+          std::regex_search(e, std::regex("^" + std::regex_replace(name, std::regex("\\."), "\\.") +
+                                          ":[0-9]+:[0-9]+: error: ")))
           << "the expectation should start with file:line:col: " << e;
       EXPECT_NE(error.find(e), std::string::npos) << "expected: " << e << "\nactual:\n" << error;
     }
@@ -72,7 +73,8 @@ TEST(BadModelTest, TheSameMistakesFailTheEvaluationExpansion) {
 TEST(BadModelTest, TruncatedAndMutatedModelsFailCleanly) {
   // Every prefix of a model file, and the file with one byte changed, either loads or fails
   // with a located error; none crashes (the sanitizer build checks memory too).
-  auto text = readFileBytes(test::sourcePath("examples/fashion_regularized/fashion_regularized.model.pbtxt"));
+  auto text = readFileBytes(
+      test::sourcePath("examples/fashion_regularized/fashion_regularized.model.pbtxt"));
   ASSERT_TRUE(text);
   auto tryLoad = [](const std::string& data) {
     if (!frontend::isModelData(data, GraphFormat::Text)) return;

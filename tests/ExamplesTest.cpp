@@ -31,7 +31,8 @@ std::string example(const std::string& name) {
   return test::sourcePath("examples/" + name + "/" + name + ".model.pbtxt");
 }
 
-frontend::ExpandedModel load(const std::string& path, frontend::Expansion mode = frontend::Expansion::Inference) {
+frontend::ExpandedModel load(const std::string& path,
+                             frontend::Expansion mode = frontend::Expansion::Inference) {
   auto m = driver::loadAnyModel(path, mode);
   if (!m) {
     ADD_FAILURE() << m.error().str();
@@ -61,7 +62,8 @@ TEST(ExamplesTest, EveryExamplePassesCheckEvaluatesAndRuns) {
     ASSERT_TRUE(m.graph);
     Tensor x(DType::Float32, bindBatch(m.input->result()->type().shape, 2));
     for (int64_t i = 0; i < x.size(); ++i) x.setDouble(i, static_cast<double>(i % 17) / 17.0);
-    std::vector<double> logits = test::forward(*m.graph, {{m.input->name(), x}}, "logits", eval.training->seed);
+    std::vector<double> logits =
+        test::forward(*m.graph, {{m.input->name(), x}}, "logits", eval.training->seed);
     ASSERT_FALSE(logits.empty());
     for (double v : logits) EXPECT_TRUE(std::isfinite(v));
   }
@@ -71,16 +73,18 @@ TEST(ExamplesTest, FashionMlpHasTheBooksSummary) {
   frontend::ExpandedModel m = load(example("fashion_mlp"));
   ASSERT_TRUE(m.graph);
   std::string s = driver::summarizeModel(m);
-  EXPECT_CONTAINS(s, "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
+  EXPECT_CONTAINS(s,
+                  "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
   EXPECT_CONTAINS(s, "Model: \"fashion_mlp\"\n");
   // Keras's columns and rows: each layer with its type, output shape and parameter count.
   EXPECT_TRUE(std::regex_search(s, std::regex(" Layer \\(type\\) +Output Shape +Param #\n")));
-  for (const char* row : {" hidden1 \\(Dense\\) +\\(None, 300\\) +235,500\n",
-                          " batch_normalization_1 \\(BatchNormalization\\) +\\(None, 300\\) +1,200\n",
-                          " activation_1 \\(Activation\\) +\\(None, 300\\) +0\n",
-                          " hidden2 \\(Dense\\) +\\(None, 100\\) +30,100\n",
-                          " output \\(Dense\\) +\\(None, 10\\) +1,010\n",
-                          " batch_normalization_3 \\(BatchNormalization\\) +\\(None, 10\\) +40\n"})
+  for (const char* row :
+       {" hidden1 \\(Dense\\) +\\(None, 300\\) +235,500\n",
+        " batch_normalization_1 \\(BatchNormalization\\) +\\(None, 300\\) +1,200\n",
+        " activation_1 \\(Activation\\) +\\(None, 300\\) +0\n",
+        " hidden2 \\(Dense\\) +\\(None, 100\\) +30,100\n",
+        " output \\(Dense\\) +\\(None, 10\\) +1,010\n",
+        " batch_normalization_3 \\(BatchNormalization\\) +\\(None, 10\\) +40\n"})
     EXPECT_TRUE(std::regex_search(s, std::regex(row))) << row << "\n" << s;
   EXPECT_EQ(m.training->optimizer.kind, frontend::OptimizerKind::Sgd);
   EXPECT_DOUBLE_EQ(m.training->optimizer.learningRate, 0.01);
@@ -95,7 +99,8 @@ TEST(ExamplesTest, FashionMlpModelFileComputesWhatTheHandWrittenGraphDoes) {
   auto params = [](const Graph& graph) {
     std::set<std::string> out;
     for (Node* p : graph.parameters())
-      out.insert(p->name() + " " + p->result()->type().str() + (p->b("trainable") ? "" : " frozen"));
+      out.insert(p->name() + " " + p->result()->type().str() +
+                 (p->b("trainable") ? "" : " frozen"));
     return out;
   };
   EXPECT_EQ(params(*m.graph), params(**g));
@@ -107,12 +112,14 @@ TEST(ExamplesTest, FashionMlpModelFileComputesWhatTheHandWrittenGraphDoes) {
     Tensor v = value;
     // Moving statistics away from 0/1 so batch norm does real work.
     if (name.ends_with("moving_mean") || name.ends_with("moving_variance"))
-      for (int64_t i = 0; i < v.size(); ++i) v.setDouble(i, 0.5 + 0.01 * static_cast<double>(i % 7));
+      for (int64_t i = 0; i < v.size(); ++i)
+        v.setDouble(i, 0.5 + 0.01 * static_cast<double>(i % 7));
     ASSERT_TRUE(a.setParameter(name, v));
     ASSERT_TRUE(b.setParameter(name, v));
   }
   Tensor x(DType::Float32, {3, 784});
-  for (int64_t i = 0; i < x.size(); ++i) x.setDouble(i, static_cast<double>((i * 37) % 255) / 255.0);
+  for (int64_t i = 0; i < x.size(); ++i)
+    x.setDouble(i, static_cast<double>((i * 37) % 255) / 255.0);
   auto ya = a.run({{"x", x}}), yb = b.run({{"x", x}});
   ASSERT_TRUE(ya && yb);
   EXPECT_EQ(ya->at("logits").str(30), yb->at("logits").str(30));
@@ -134,7 +141,8 @@ TEST(ExamplesTest, TransferAndPretrainingModelsShareTheReusedLayers) {
   EXPECT_EQ(tensors(b, "output_b")["output_b/kernel"], "float32[50,1]");
   EXPECT_EQ(b.training->loss, frontend::LossKind::BinaryCrossEntropyWithLogits);
 
-  frontend::ExpandedModel ae = load(example("autoencoder")), clf = load(example("autoencoder_classifier"));
+  frontend::ExpandedModel ae = load(example("autoencoder")),
+                          clf = load(example("autoencoder_classifier"));
   ASSERT_TRUE(ae.graph && clf.graph);
   auto encoder = tensors(ae, "encoder");
   EXPECT_EQ(encoder.size(), 4u);

@@ -49,7 +49,8 @@ TEST(FrontendActivationsTest, RReluUsesTheMeanSlopeAtInference) {
   ASSERT_TRUE(n);
   EXPECT_FALSE(n->b("training"));
   EXPECT_CONTAINS(expandError(act("kind: \"rrelu\" lower: 0.5 upper: 0.25")),
-                  "model.pbtxt:3:36: error: layer 'activation_1' (activation): lower (0.5) must not exceed upper (0.25)");
+                  "model.pbtxt:3:36: error: layer 'activation_1' (activation): lower (0.5) must "
+                  "not exceed upper (0.25)");
 }
 
 TEST(FrontendActivationsTest, PReluLearnsOneAlphaPerUnit) {
@@ -73,7 +74,8 @@ TEST(FrontendActivationsTest, PReluLearnsOneAlphaPerUnit) {
 }
 
 TEST(FrontendActivationsTest, Elu) {
-  // alpha (e^z - 1) below 0: e^-3.5 - 1 = -0.969802617, e^-3 - 1 = -0.950212932; alpha 0.5 halves them.
+  // alpha (e^z - 1) below 0: e^-3.5 - 1 = -0.969802617, e^-3 - 1 = -0.950212932; alpha 0.5 halves
+  // them.
   test::expectNear(run("kind: \"elu\""), {-0.969802617, 2.5, 0.5, -0.950212932});
   test::expectNear(run("kind: \"elu\" alpha: 0.5"), {-0.484901308, 2.5, 0.5, -0.475106466});
 }
@@ -88,9 +90,11 @@ TEST(FrontendActivationsTest, GeluAndItsApproximations) {
   // z * Phi(z): Phi(2.5) = 0.99379033 -> 2.484475837; Phi(0.5) = 0.69146246 -> 0.345731231.
   test::expectNear(run("kind: \"gelu\""), {-0.000814202, 2.484475837, 0.345731231, -0.004049694});
   // 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
-  test::expectNear(run("kind: \"gelu\" approximate: \"tanh\""), {-0.000616198, 2.484915734, 0.34571401, -0.003637392});
+  test::expectNear(run("kind: \"gelu\" approximate: \"tanh\""),
+                   {-0.000616198, 2.484915734, 0.34571401, -0.003637392});
   // z * sigmoid(1.702 z)
-  test::expectNear(run("kind: \"gelu\" approximate: \"sigmoid\""), {-0.009033446, 2.465013835, 0.350388437, -0.01807131});
+  test::expectNear(run("kind: \"gelu\" approximate: \"sigmoid\""),
+                   {-0.009033446, 2.465013835, 0.350388437, -0.01807131});
   EXPECT_CONTAINS(expandError(act("kind: \"gelu\" approximate: \"fast\"")),
                   "unknown gelu approximation 'fast' (one of none, tanh or sigmoid)");
 }
@@ -99,7 +103,8 @@ TEST(FrontendActivationsTest, SwishFixedAndLearnable) {
   // z * sigmoid(z) (SiLU): 2.5 * 0.92414182 = 2.31035455.
   test::expectNear(run("kind: \"swish\""), {-0.102592808, 2.31035455, 0.311229666, -0.14227762});
   // beta 2: z * sigmoid(2z): 2.5 * sigmoid(5) = 2.483267873.
-  test::expectNear(run("kind: \"swish\" beta: 2"), {-0.003188679, 2.483267873, 0.365529289, -0.007417869});
+  test::expectNear(run("kind: \"swish\" beta: 2"),
+                   {-0.003188679, 2.483267873, 0.365529289, -0.007417869});
   EXPECT_FALSE(expandOk(act("kind: \"swish\" beta: 2")).graph->findNode("activation_1/beta_swish"));
   // Learnable: a scalar parameter `<layer>/beta_swish` starting at beta, fed as the operand.
   frontend::ExpandedModel m = expandOk(act("kind: \"swish\" beta: 2 learnable_beta: true"));
@@ -112,7 +117,8 @@ TEST(FrontendActivationsTest, SwishFixedAndLearnable) {
   test::expectNear(run("kind: \"swish\" beta: 2 learnable_beta: true"),
                    {-0.003188679, 2.483267873, 0.365529289, -0.007417869});
   // Default start 1.0.
-  test::expectNear(run("kind: \"swish\" learnable_beta: true"), {-0.102592808, 2.31035455, 0.311229666, -0.14227762});
+  test::expectNear(run("kind: \"swish\" learnable_beta: true"),
+                   {-0.102592808, 2.31035455, 0.311229666, -0.14227762});
 }
 
 TEST(FrontendActivationsTest, MishAndSoftplus) {
@@ -123,29 +129,36 @@ TEST(FrontendActivationsTest, MishAndSoftplus) {
 
 TEST(FrontendActivationsTest, SoftmaxAndLogSoftmaxAlongTheLastAxis) {
   // Row 0: e^-3.5 / (e^-3.5 + e^2.5) = 1 / (1 + e^6) = 0.0024726232; row 1: 1 / (1 + e^-3.5).
-  test::expectNear(run("kind: \"softmax\""), {0.0024726232, 0.9975273768, 0.9706877692, 0.0293122308});
-  test::expectNear(run("kind: \"log_softmax\""), {-6.0024756851, -0.0024756851, -0.0297504183, -3.5297504183});
-  EXPECT_CONTAINS(expandError(act("kind: \"softmax\" axis: 0")), "axis 0 is not a feature axis of the input (None, 2)");
+  test::expectNear(run("kind: \"softmax\""),
+                   {0.0024726232, 0.9975273768, 0.9706877692, 0.0293122308});
+  test::expectNear(run("kind: \"log_softmax\""),
+                   {-6.0024756851, -0.0024756851, -0.0297504183, -3.5297504183});
+  EXPECT_CONTAINS(expandError(act("kind: \"softmax\" axis: 0")),
+                  "axis 0 is not a feature axis of the input (None, 2)");
 }
 
 TEST(FrontendActivationsTest, ParametersAreCheckedAgainstTheKind) {
   EXPECT_CONTAINS(expandError(act("kind: \"relu\" alpha: 0.2")),
                   "model.pbtxt:3:35: error: layer 'activation_1' (activation): relu takes no alpha "
                   "(leaky_relu, elu, prelu do)");
-  EXPECT_CONTAINS(expandError(act("kind: \"elux\"")),
-                  "model.pbtxt:3:22: error: layer 'activation_1' (activation): unknown activation 'elux'; "
-                  "did you mean 'elu'?");
-  EXPECT_CONTAINS(expandError(act("kind: \"leaky_relu\" alpha: -1")), "alpha must be at least 0, found -1");
+  EXPECT_CONTAINS(
+      expandError(act("kind: \"elux\"")),
+      "model.pbtxt:3:22: error: layer 'activation_1' (activation): unknown activation 'elux'; "
+      "did you mean 'elu'?");
+  EXPECT_CONTAINS(expandError(act("kind: \"leaky_relu\" alpha: -1")),
+                  "alpha must be at least 0, found -1");
   EXPECT_CONTAINS(expandError(act("alpha: 0.2")), "an activation layer needs a kind");
   EXPECT_CONTAINS(expandError(act("kind: \"silu\"")), "did you mean 'swish'?");
   // In a dense layer the activation string is what the error points at.
-  EXPECT_CONTAINS(expandError(test::model("dim: 2", "layer { dense { units: 2 activation: \"rellu\" } }")),
-                  "model.pbtxt:3:26: error: layer 'dense_1' (dense): unknown activation 'rellu'; did you "
-                  "mean 'relu'?");
+  EXPECT_CONTAINS(
+      expandError(test::model("dim: 2", "layer { dense { units: 2 activation: \"rellu\" } }")),
+      "model.pbtxt:3:26: error: layer 'dense_1' (dense): unknown activation 'rellu'; did you "
+      "mean 'relu'?");
 }
 
 TEST(FrontendActivationsTest, DenseActivationPReluNamesItsAlphaAfterTheDenseLayer) {
-  frontend::ExpandedModel m = expandOk(test::model("dim: 3", "layer { name: \"h\" dense { units: 4 activation: \"prelu\" } }"));
+  frontend::ExpandedModel m = expandOk(
+      test::model("dim: 3", "layer { name: \"h\" dense { units: 4 activation: \"prelu\" } }"));
   EXPECT_TRUE(m.graph->findNode("h/alpha"));
   EXPECT_TRUE(m.graph->findNode("h/prelu"));
   EXPECT_EQ(m.layers[0].paramCount(), 3 * 4 + 4 + 4);

@@ -19,7 +19,8 @@ constexpr int64_t kFanIn = 400, kFanOut = 300;
 // A dense kernel of [400, 300] with `init`, drawn from `seed`.
 std::vector<double> drawKernel(const std::string& init, uint64_t seed = 1) {
   frontend::ExpandedModel m = expandOk(test::model(
-      "dim: 400", "layer { name: \"d\" dense { units: 300 kernel_initializer { " + init + " } } }"));
+      "dim: 400",
+      "layer { name: \"d\" dense { units: 300 kernel_initializer { " + init + " } } }"));
   if (!m.graph) return {};
   Interpreter interp(*m.graph);
   Status s = interp.initializeParameters(seed);
@@ -60,7 +61,8 @@ TEST(FrontendInitTest, EveryNamedInitializerHasItsVarianceAndBounds) {
       {"kind: \"he_normal\"", 2.0 / kFanIn, false},
       {"kind: \"lecun_uniform\"", 1.0 / kFanIn, true},  // 1/400
       {"kind: \"lecun_normal\"", 1.0 / kFanIn, false},
-      {"kind: \"variance_scaling\" scale: 2 mode: \"fan_out\" distribution: \"uniform\"", 2.0 / kFanOut, true},
+      {"kind: \"variance_scaling\" scale: 2 mode: \"fan_out\" distribution: \"uniform\"",
+       2.0 / kFanOut, true},
       {"kind: \"variance_scaling\" scale: 3 mode: \"fan_avg\"", 3.0 / fanAvg, false},
   };
   for (const Case& c : cases) {
@@ -85,7 +87,8 @@ TEST(FrontendInitTest, EveryNamedInitializerHasItsVarianceAndBounds) {
 }
 
 TEST(FrontendInitTest, UntruncatedNormalGoesPastTwoDeviations) {
-  std::vector<double> v = drawKernel("kind: \"variance_scaling\" distribution: \"untruncated_normal\"");
+  std::vector<double> v =
+      drawKernel("kind: \"variance_scaling\" distribution: \"untruncated_normal\"");
   Stats s = stats(v);
   const double variance = 1.0 / kFanIn;  // scale 1, fan_in by default
   EXPECT_NEAR(s.variance, variance, 0.03 * variance);
@@ -96,10 +99,12 @@ TEST(FrontendInitTest, UntruncatedNormalGoesPastTwoDeviations) {
 }
 
 TEST(FrontendInitTest, InitializersBecomeParameterAttributes) {
-  frontend::ExpandedModel m = expandOk(test::model(
-      "dim: 4", "layer { name: \"d\" dense { units: 3\n"
-                "  kernel_initializer { kind: \"variance_scaling\" scale: 2 mode: \"fan_avg\" distribution: \"uniform\" }\n"
-                "  bias_initializer { kind: \"constant\" value: 0.1 } } }"));
+  frontend::ExpandedModel m =
+      expandOk(test::model("dim: 4",
+                           "layer { name: \"d\" dense { units: 3\n"
+                           "  kernel_initializer { kind: \"variance_scaling\" scale: 2 mode: "
+                           "\"fan_avg\" distribution: \"uniform\" }\n"
+                           "  bias_initializer { kind: \"constant\" value: 0.1 } } }"));
   Node* k = m.graph->findNode("d/kernel");
   EXPECT_EQ(k->s("init"), "variance_scaling");
   EXPECT_DOUBLE_EQ(k->f("init_scale"), 2.0);
@@ -114,16 +119,17 @@ TEST(FrontendInitTest, ConstantInitializersGiveTheirValues) {
   // zeros kernel, ones bias: every output is 1; constant 0.5 kernel on x = [1, 2, 3, 4]:
   // 0.5 * 10 = 5, plus bias 0.
   auto out = [](const std::string& kernel, const std::string& bias) {
-    frontend::ExpandedModel m = expandOk(test::model(
-        "dim: 4", "layer { dense { units: 2 kernel_initializer { " + kernel + " } bias_initializer { " +
-                      bias + " } } }"));
+    frontend::ExpandedModel m =
+        expandOk(test::model("dim: 4", "layer { dense { units: 2 kernel_initializer { " + kernel +
+                                           " } bias_initializer { " + bias + " } } }"));
     return test::forward(*m.graph, {{"x", test::floats({1, 4}, {1, 2, 3, 4})}});
   };
   test::expectNear(out("kind: \"zeros\"", "kind: \"ones\""), {1, 1});
   test::expectNear(out("kind: \"constant\" value: 0.5", "kind: \"zeros\""), {5, 5});
   // values: [[1, 0], [0, 1], [1, 0], [0, 1]] -> [1 + 3, 2 + 4] = [4, 6], bias [10, 20].
-  test::expectNear(out("kind: \"values\" values: [1, 0, 0, 1, 1, 0, 0, 1]", "kind: \"values\" values: [10, 20]"),
-                   {14, 26});
+  test::expectNear(
+      out("kind: \"values\" values: [1, 0, 0, 1, 1, 0, 0, 1]", "kind: \"values\" values: [10, 20]"),
+      {14, 26});
 }
 
 TEST(FrontendInitTest, DrawsAreReproducibleFromTheSeed) {
@@ -134,19 +140,23 @@ TEST(FrontendInitTest, DrawsAreReproducibleFromTheSeed) {
 
 TEST(FrontendInitTest, BadInitializerSpecsAreErrors) {
   auto err = [](const std::string& init) {
-    return expandError(test::model("dim: 4", "layer { dense { units: 3 kernel_initializer { " + init + " } } }"));
+    return expandError(
+        test::model("dim: 4", "layer { dense { units: 3 kernel_initializer { " + init + " } } }"));
   };
-  EXPECT_CONTAINS(err("kind: \"he_normall\""),
-                  "model.pbtxt:3:47: error: layer 'dense_1' (dense): kernel_initializer: unknown initializer "
-                  "'he_normall'; did you mean 'he_normal'?");
+  EXPECT_CONTAINS(
+      err("kind: \"he_normall\""),
+      "model.pbtxt:3:47: error: layer 'dense_1' (dense): kernel_initializer: unknown initializer "
+      "'he_normall'; did you mean 'he_normal'?");
   EXPECT_CONTAINS(err("kind: \"kaiming_normal\""), "did you mean 'he_normal'?");
   EXPECT_CONTAINS(err("kind: \"he_normal\" mode: \"fan_out\""),
                   "kernel_initializer: mode applies to variance_scaling, not he_normal");
-  EXPECT_CONTAINS(err("kind: \"variance_scaling\" mode: \"fan_mid\""), "unknown variance_scaling mode 'fan_mid'");
+  EXPECT_CONTAINS(err("kind: \"variance_scaling\" mode: \"fan_mid\""),
+                  "unknown variance_scaling mode 'fan_mid'");
   EXPECT_CONTAINS(err("kind: \"variance_scaling\" distribution: \"normal\""),
                   "unknown variance_scaling distribution 'normal'");
   EXPECT_CONTAINS(err("kind: \"variance_scaling\" scale: -1"), "scale must be positive, found -1");
-  EXPECT_CONTAINS(err("kind: \"values\" values: [1, 2]"), "2 values given, the shape [4,3] needs 12");
+  EXPECT_CONTAINS(err("kind: \"values\" values: [1, 2]"),
+                  "2 values given, the shape [4,3] needs 12");
   EXPECT_CONTAINS(err("kind: \"values\""), "kind values needs the values (12 for shape [4,3])");
   EXPECT_CONTAINS(err("value: 3"), "kernel_initializer needs a kind");
 }

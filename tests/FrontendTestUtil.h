@@ -69,7 +69,8 @@ inline std::string structure(const Graph& g) {
     for (const auto& [name, value] : n->attrs()) line += " " + name + "=" + attrValueStr(value);
     out += line + " -> " + n->result()->type().str() + "\n";
   }
-  for (const GraphOutput& o : g.outputs()) out += "output " + o.name + " = " + ids[o.value->node()] + "\n";
+  for (const GraphOutput& o : g.outputs())
+    out += "output " + o.name + " = " + ids[o.value->node()] + "\n";
   return out;
 }
 
@@ -90,23 +91,26 @@ inline std::vector<double> forward(const Graph& g, const std::map<std::string, T
   return v;
 }
 
-inline Tensor floats(Shape shape, std::vector<float> v) { return Tensor::fromVector<float>(std::move(shape), v); }
+inline Tensor floats(Shape shape, std::vector<float> v) {
+  return Tensor::fromVector<float>(std::move(shape), v);
+}
 
 /// Element-wise closeness for float32 results: |a - e| <= tol * max(1, |e|).
 inline void expectNear(const std::vector<double>& actual, const std::vector<double>& expected,
                        double tol = 2e-6) {
   ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < actual.size(); ++i)
-    EXPECT_NEAR(actual[i], expected[i], tol * std::max(1.0, std::abs(expected[i]))) << "element " << i;
+    EXPECT_NEAR(actual[i], expected[i], tol * std::max(1.0, std::abs(expected[i])))
+        << "element " << i;
 }
 
 }  // namespace kiln::test
 
 /// Expects `text` (evaluated once) to contain `sub`, printing both if not.
-#define EXPECT_CONTAINS(text, sub)                                                          \
-  do {                                                                                      \
-    std::string kilnText_ = (text);                                                         \
-    std::string kilnSub_ = (sub);                                                           \
-    EXPECT_NE(kilnText_.find(kilnSub_), std::string::npos)                                  \
-        << "expected to find: " << kilnSub_ << "\nin: " << kilnText_;                       \
+#define EXPECT_CONTAINS(text, sub)                                    \
+  do {                                                                \
+    std::string kilnText_ = (text);                                   \
+    std::string kilnSub_ = (sub);                                     \
+    EXPECT_NE(kilnText_.find(kilnSub_), std::string::npos)            \
+        << "expected to find: " << kilnSub_ << "\nin: " << kilnText_; \
   } while (false)

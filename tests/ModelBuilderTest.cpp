@@ -33,9 +33,17 @@ std::string builderGraph(const ModelBuilder& b, Expansion mode = Expansion::Infe
 TEST(ModelBuilderTest, FashionMlpEqualsTheModelFile) {
   ModelBuilder m("fashion_mlp");
   m.input({784}, "x")
-      .dense(300, Init::HeNormal).named("hidden1").batchNorm(0.9).elu()
-      .dense(100, Init::HeNormal).named("hidden2").batchNorm(0.9).elu()
-      .dense(10).named("output").batchNorm(0.9);
+      .dense(300, Init::HeNormal)
+      .named("hidden1")
+      .batchNorm(0.9)
+      .elu()
+      .dense(100, Init::HeNormal)
+      .named("hidden2")
+      .batchNorm(0.9)
+      .elu()
+      .dense(10)
+      .named("output")
+      .batchNorm(0.9);
   m.training()
       .loss(Loss::SparseSoftmaxCrossEntropy)
       .metric("accuracy")
@@ -55,14 +63,19 @@ TEST(ModelBuilderTest, FashionMlpEqualsTheModelFile) {
   auto e = m.expand();
   ASSERT_TRUE(e);
   std::string summary = driver::summarizeModel(*e);
-  EXPECT_CONTAINS(summary, "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
+  EXPECT_CONTAINS(summary,
+                  "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
 }
 
 TEST(ModelBuilderTest, DeepSwishOneCycleEqualsTheModelFile) {
   ModelBuilder m("deep_swish_1cycle");
   m.input({784});
   for (int i = 1; i <= 20; ++i)
-    m.dense(100, Init::HeNormal).named("hidden" + std::to_string(i)).useBias(false).batchNorm().swish();
+    m.dense(100, Init::HeNormal)
+        .named("hidden" + std::to_string(i))
+        .useBias(false)
+        .batchNorm()
+        .swish();
   m.dense(10).named("output");
   m.training()
       .loss(Loss::SparseSoftmaxCrossEntropy)
@@ -83,11 +96,21 @@ TEST(ModelBuilderTest, DeepSwishOneCycleEqualsTheModelFile) {
 TEST(ModelBuilderTest, AutoencoderAndRegularizedEqualTheirFiles) {
   ModelBuilder ae("autoencoder");
   ae.input({784})
-      .dense(300, Init::LecunNormal, "selu").named("encoder1")
-      .dense(100, Init::LecunNormal, "selu").named("encoder2")
-      .dense(300, Init::LecunNormal, "selu").named("decoder1")
-      .dense(784, "sigmoid").named("decoder2");
-  ae.training().loss(Loss::MeanSquaredError).inputsAsTargets().adam().epochs(10).batchSize(256).seed(42);
+      .dense(300, Init::LecunNormal, "selu")
+      .named("encoder1")
+      .dense(100, Init::LecunNormal, "selu")
+      .named("encoder2")
+      .dense(300, Init::LecunNormal, "selu")
+      .named("decoder1")
+      .dense(784, "sigmoid")
+      .named("decoder2");
+  ae.training()
+      .loss(Loss::MeanSquaredError)
+      .inputsAsTargets()
+      .adam()
+      .epochs(10)
+      .batchSize(256)
+      .seed(42);
   EXPECT_EQ(builderGraph(ae, Expansion::Evaluation),
             fileGraph("examples/autoencoder/autoencoder.model.pbtxt", Expansion::Evaluation));
 
@@ -104,22 +127,41 @@ TEST(ModelBuilderTest, AutoencoderAndRegularizedEqualTheirFiles) {
       .epochs(20)
       .batchSize(32)
       .seed(42);
-  EXPECT_EQ(builderGraph(r), fileGraph("examples/fashion_regularized/fashion_regularized.model.pbtxt"));
+  EXPECT_EQ(builderGraph(r),
+            fileGraph("examples/fashion_regularized/fashion_regularized.model.pbtxt"));
 }
 
 TEST(ModelBuilderTest, EveryLayerAndActivation) {
   ModelBuilder m("everything");
   m.input({2, 6}, "pixels", DType::Float64)
-      .batchNorm({}, 0.01).axis(1).center(false)
+      .batchNorm({}, 0.01)
+      .axis(1)
+      .center(false)
       .flatten()
       .reshape({3, -1})
       .flatten()
-      .dense(8, Init::varianceScaling(2.0, "fan_avg", "uniform")).biasInit(Init::constant(0.1)).l1(0.001)
-      .sigmoid().tanh().relu().leakyRelu(0.2).rrelu(0.1, 0.3).prelu().elu(0.5).selu()
-      .gelu("tanh").swish(1.5, /*learnable=*/true).mish().softplus()
-      .dropout(0.3).alphaDropout(0.05)
-      .dense(4, Init::values(std::vector<double>(32, 0.5))).useBias(false)
-      .logSoftmax().softmax().axis(-1);
+      .dense(8, Init::varianceScaling(2.0, "fan_avg", "uniform"))
+      .biasInit(Init::constant(0.1))
+      .l1(0.001)
+      .sigmoid()
+      .tanh()
+      .relu()
+      .leakyRelu(0.2)
+      .rrelu(0.1, 0.3)
+      .prelu()
+      .elu(0.5)
+      .selu()
+      .gelu("tanh")
+      .swish(1.5, /*learnable=*/true)
+      .mish()
+      .softplus()
+      .dropout(0.3)
+      .alphaDropout(0.05)
+      .dense(4, Init::values(std::vector<double>(32, 0.5)))
+      .useBias(false)
+      .logSoftmax()
+      .softmax()
+      .axis(-1);
   auto e = m.expand();
   ASSERT_TRUE(e) << e.error().str();
   EXPECT_EQ(e->layers.size(), 22u);
@@ -159,19 +201,32 @@ TEST(ModelBuilderTest, EveryOptimizerScheduleAndClipping) {
   EXPECT_EQ(spec([](TrainingBuilder& t) { t.nesterov(); }).optimizer.kind, OptimizerKind::Nesterov);
   EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.adagrad(0.1); }).optimizer.learningRate, 0.1);
   EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.rmsprop({}, 0.95); }).optimizer.rho, 0.95);
-  TrainingSpec adam = spec([](TrainingBuilder& t) { t.adam().beta1(0.8).beta2(0.99).epsilon(1e-8); });
+  TrainingSpec adam =
+      spec([](TrainingBuilder& t) { t.adam().beta1(0.8).beta2(0.99).epsilon(1e-8); });
   EXPECT_DOUBLE_EQ(adam.optimizer.beta1, 0.8);
   EXPECT_DOUBLE_EQ(adam.optimizer.beta2, 0.99);
   EXPECT_DOUBLE_EQ(adam.optimizer.epsilon, 1e-8);
   EXPECT_EQ(spec([](TrainingBuilder& t) { t.adamax(); }).optimizer.kind, OptimizerKind::Adamax);
-  EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.nadam().momentumDecay(0.01); }).optimizer.momentumDecay, 0.01);
+  EXPECT_DOUBLE_EQ(
+      spec([](TrainingBuilder& t) { t.nadam().momentumDecay(0.01); }).optimizer.momentumDecay,
+      0.01);
   EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.adamw({}, 0.05); }).optimizer.weightDecay, 0.05);
-  EXPECT_EQ(spec([](TrainingBuilder& t) { t.optimizer("adam").learningRate(0.01); }).optimizer.learningRate, 0.01);
-  EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.sgd().powerSchedule(100, 2.0); }).schedule.power, 2.0);
-  EXPECT_EQ(spec([](TrainingBuilder& t) { t.sgd().exponentialSchedule(50); }).schedule.decaySteps, 50);
-  EXPECT_EQ(spec([](TrainingBuilder& t) { t.sgd().piecewiseConstant({10}, {0.1, 0.01}); }).schedule.values.size(), 2u);
-  EXPECT_EQ(spec([](TrainingBuilder& t) { t.sgd().performanceSchedule(0.2, 3); }).schedule.patience, 3);
-  EXPECT_EQ(spec([](TrainingBuilder& t) { t.momentum().oneCycle(0.1, 1000); }).schedule.totalSteps, 1000);
+  EXPECT_EQ(spec([](TrainingBuilder& t) {
+              t.optimizer("adam").learningRate(0.01);
+            }).optimizer.learningRate,
+            0.01);
+  EXPECT_DOUBLE_EQ(spec([](TrainingBuilder& t) { t.sgd().powerSchedule(100, 2.0); }).schedule.power,
+                   2.0);
+  EXPECT_EQ(spec([](TrainingBuilder& t) { t.sgd().exponentialSchedule(50); }).schedule.decaySteps,
+            50);
+  EXPECT_EQ(spec([](TrainingBuilder& t) {
+              t.sgd().piecewiseConstant({10}, {0.1, 0.01});
+            }).schedule.values.size(),
+            2u);
+  EXPECT_EQ(spec([](TrainingBuilder& t) { t.sgd().performanceSchedule(0.2, 3); }).schedule.patience,
+            3);
+  EXPECT_EQ(spec([](TrainingBuilder& t) { t.momentum().oneCycle(0.1, 1000); }).schedule.totalSteps,
+            1000);
   EXPECT_EQ(spec([](TrainingBuilder& t) { t.clipByValue(0.5); }).clipping.mode, ClipMode::Value);
   EXPECT_EQ(spec([](TrainingBuilder& t) { t.clipByNorm(0.5); }).clipping.mode, ClipMode::Norm);
 }
@@ -181,7 +236,8 @@ TEST(ModelBuilderTest, MisuseAndBadValuesAreErrors) {
   a.input({4}).batchNorm().l2(0.01).dense(3);
   auto e = a.expand();
   ASSERT_FALSE(e);
-  EXPECT_CONTAINS(e.error().str(), "ModelBuilder: l2() does not apply to layer 1 (a batch_norm layer)");
+  EXPECT_CONTAINS(e.error().str(),
+                  "ModelBuilder: l2() does not apply to layer 1 (a batch_norm layer)");
   ModelBuilder b("b");
   b.named("first").input({4}).dense(3);
   EXPECT_CONTAINS(b.expand().error().str(), "ModelBuilder: named() needs a layer before it");
@@ -190,8 +246,10 @@ TEST(ModelBuilderTest, MisuseAndBadValuesAreErrors) {
   c.input({4}).dense(0);
   c.training().loss(Loss::SparseSoftmaxCrossEntropy).momentum(0.01, 1.5);
   std::string err = c.expand().error().str();
-  EXPECT_CONTAINS(err, "<ModelBuilder c>: error: layer 'dense_1' (dense): units must be positive, found 0");
-  EXPECT_CONTAINS(err, "<ModelBuilder c>: error: training.optimizer: momentum must be in [0, 1), found 1.5");
+  EXPECT_CONTAINS(
+      err, "<ModelBuilder c>: error: layer 'dense_1' (dense): units must be positive, found 0");
+  EXPECT_CONTAINS(
+      err, "<ModelBuilder c>: error: training.optimizer: momentum must be in [0, 1), found 1.5");
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ const std::string kModel = test::sourcePath("examples/fashion_mlp/fashion_mlp.mo
 const std::string kGraph = test::sourcePath("examples/fashion_mlp/fashion_mlp.graph.pbtxt");
 
 fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_modelcli_" + name + "_" + std::to_string(::getpid()));
+  fs::path d =
+      fs::temp_directory_path() / ("kiln_modelcli_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -45,14 +46,18 @@ TEST(ModelCliTest, ModelFilesAndGraphsAreToldApart) {
 
   // Each format keeps its own errors, syntax errors included.
   fs::path d = tempDir("detect");
-  std::string badModel = write(d / "m.pbtxt", "name: \"m\"\ninput { shape { dim: 4 } }\nlayer { dense { units: 3 }\n");
+  std::string badModel =
+      write(d / "m.pbtxt", "name: \"m\"\ninput { shape { dim: 4 } }\nlayer { dense { units: 3 }\n");
   auto e = loadAnyModel(badModel);
   ASSERT_FALSE(e);
   EXPECT_CONTAINS(e.error().str(), "m.pbtxt:4:1: error: layer 1: Expected identifier, got: ");
-  std::string badGraph = write(d / "g.pbtxt", "input { name: \"x\" shape { dim: 2 } }\nnode { name: \"y\" op: \"relux\" input: \"x\" }\n");
+  std::string badGraph = write(
+      d / "g.pbtxt",
+      "input { name: \"x\" shape { dim: 2 } }\nnode { name: \"y\" op: \"relux\" input: \"x\" }\n");
   e = loadAnyModel(badGraph);
   ASSERT_FALSE(e);
-  EXPECT_CONTAINS(e.error().str(), "g.pbtxt:2:1: error: node 'y': unknown op 'relux'; did you mean 'relu'?");
+  EXPECT_CONTAINS(e.error().str(),
+                  "g.pbtxt:2:1: error: node 'y': unknown op 'relux'; did you mean 'relu'?");
 }
 
 TEST(ModelCliTest, BinaryModelFilesLoadToo) {
@@ -75,7 +80,8 @@ TEST(ModelCliTest, BinaryModelFilesLoadToo) {
   bad.mutable_layer(0)->mutable_dense()->set_units(0);
   auto e = loadAnyModel(write(d / "bad.pb", bad.SerializeAsString()));
   ASSERT_FALSE(e);
-  EXPECT_CONTAINS(e.error().str(), "bad.pb: error: layer 'hidden1' (dense): units must be positive, found 0");
+  EXPECT_CONTAINS(e.error().str(),
+                  "bad.pb: error: layer 'hidden1' (dense): units must be positive, found 0");
 }
 
 TEST(ModelCliTest, CheckPrintsTheLayerSummaryAndTheTrainingSpec) {
@@ -84,9 +90,11 @@ TEST(ModelCliTest, CheckPrintsTheLayerSummaryAndTheTrainingSpec) {
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_CONTAINS(out, "Layer (type)");
   EXPECT_CONTAINS(out, "hidden1 (Dense)");
-  EXPECT_CONTAINS(out, "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
-  EXPECT_CONTAINS(out, "Training: loss sparse_softmax_cross_entropy on labels; metrics accuracy\n"
-                       "  optimizer sgd: learning_rate 0.01\n");
+  EXPECT_CONTAINS(out,
+                  "Total params: 268,250\nTrainable params: 267,430\nNon-trainable params: 820\n");
+  EXPECT_CONTAINS(out,
+                  "Training: loss sparse_softmax_cross_entropy on labels; metrics accuracy\n"
+                  "  optimizer sgd: learning_rate 0.01\n");
   // --ops: the op-level table of the expansion; --evaluation adds the loss.
   testing::internal::CaptureStdout();
   EXPECT_EQ(runCheck({kModel, "--ops", "--evaluation"}), 0);
@@ -117,10 +125,12 @@ TEST(ModelCliTest, CheckEmitsTheExpandedGraph) {
 void expectWellFormedDot(const std::string& dot) {
   std::set<std::string> declared;
   std::regex decl(R"re(\n\s*(\w+) \[label=)re"), edge(R"re(\n\s*(\w+) -> (\w+) \[label=")re");
-  for (auto it = std::sregex_iterator(dot.begin(), dot.end(), decl); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(dot.begin(), dot.end(), decl); it != std::sregex_iterator();
+       ++it)
     declared.insert((*it)[1]);
   int edges = 0;
-  for (auto it = std::sregex_iterator(dot.begin(), dot.end(), edge); it != std::sregex_iterator(); ++it, ++edges) {
+  for (auto it = std::sregex_iterator(dot.begin(), dot.end(), edge); it != std::sregex_iterator();
+       ++it, ++edges) {
     EXPECT_TRUE(declared.count((*it)[1])) << (*it)[1];
     EXPECT_TRUE(declared.count((*it)[2])) << (*it)[2];
   }
@@ -138,7 +148,9 @@ TEST(ModelCliTest, DotClustersLayersAndShowsShapes) {
   expectWellFormedDot(*dot);
   // One cluster per layer (8), labelled with its type and parameters.
   size_t clusters = 0;
-  for (size_t p = dot->find("subgraph cluster_"); p != std::string::npos; p = dot->find("subgraph cluster_", p + 1)) ++clusters;
+  for (size_t p = dot->find("subgraph cluster_"); p != std::string::npos;
+       p = dot->find("subgraph cluster_", p + 1))
+    ++clusters;
   EXPECT_EQ(clusters, 8u);
   EXPECT_CONTAINS(*dot, "label=\"hidden1 (Dense)\\n235,500 params\"");
   // Parameters with their shapes (non-trainable marked), edges with tensor shapes.
@@ -163,11 +175,13 @@ TEST(ModelCliTest, DotClustersLayersAndShowsShapes) {
 TEST(ModelCliTest, RunUsesTheModelsSeedUnlessGivenOne) {
   fs::path d = tempDir("run");
   Tensor x(DType::Float32, {2, 784});
-  for (int64_t i = 0; i < x.size(); ++i) x.setDouble(i, static_cast<double>((i * 13) % 255) / 255.0);
+  for (int64_t i = 0; i < x.size(); ++i)
+    x.setDouble(i, static_cast<double>((i * 13) % 255) / 255.0);
   std::string xPath = (d / "x.npy").string();
   ASSERT_TRUE(writeTensorNpy(x, xPath));
   auto logits = [&](std::vector<std::string> extra, const std::string& dir) {
-    std::vector<std::string> args = {kModel, "--input", "x=" + xPath, "--output-dir", (d / dir).string()};
+    std::vector<std::string> args = {kModel, "--input", "x=" + xPath, "--output-dir",
+                                     (d / dir).string()};
     args.insert(args.end(), extra.begin(), extra.end());
     testing::internal::CaptureStdout();
     EXPECT_EQ(runRun(args), 0);

@@ -1,13 +1,12 @@
 // `kiln dot MODEL [-o FILE]`: the model's op-level graph as Graphviz DOT, one cluster per layer,
 // parameters with their shapes, edges labelled with the shapes of the tensors they carry.
-#include "compiler/driver/Dot.h"
-
 #include <cstdio>
 #include <map>
 #include <set>
 
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
+#include "compiler/driver/Dot.h"
 #include "compiler/driver/Summary.h"
 #include "ir/ProtoIO.h"
 
@@ -72,7 +71,8 @@ std::string nodeLine(const Node* n, const std::string& id, const std::string& pr
              ", shape=oval, fillcolor=\"#dbe8f7\"];\n";
     case OpKind::Parameter: {
       bool trainable = n->b("trainable");
-      return id + " [label=" + quote(name + "\n" + shapeLabel(shape) + (trainable ? "" : "\nnon-trainable")) +
+      return id + " [label=" +
+             quote(name + "\n" + shapeLabel(shape) + (trainable ? "" : "\nnon-trainable")) +
              ", shape=note, fillcolor=" + (trainable ? "\"#fff2cc\"" : "\"#eeeeee\"") + "];\n";
     }
     case OpKind::Constant:
@@ -96,7 +96,9 @@ std::string graphToDot(const Graph& g, const std::vector<frontend::LayerInfo>* l
   std::vector<Cluster> clusters;
   if (layers) {
     for (const frontend::LayerInfo& l : *layers) {
-      Cluster c{l.name, l.name + " (" + l.typeName + ")\n" + withThousands(l.paramCount()) + " params", {}};
+      Cluster c{l.name,
+                l.name + " (" + l.typeName + ")\n" + withThousands(l.paramCount()) + " params",
+                {}};
       c.nodes = l.parameters;
       c.nodes.insert(c.nodes.end(), l.nodes.begin(), l.nodes.end());
       if (!c.nodes.empty()) clusters.push_back(std::move(c));
@@ -110,8 +112,9 @@ std::string graphToDot(const Graph& g, const std::vector<frontend::LayerInfo>* l
   std::string out = "digraph " + quote(g.name()) + " {\n";
   out += "  graph [rankdir=TB, fontname=\"Helvetica\", fontsize=11, label=" + quote(g.name()) +
          ", labelloc=t];\n";
-  out += "  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", "
-         "fillcolor=\"#ffffff\"];\n";
+  out +=
+      "  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", "
+      "fillcolor=\"#ffffff\"];\n";
   out += "  edge [fontname=\"Helvetica\", fontsize=9];\n";
   std::set<const Node*> placed;
   for (size_t i = 0; i < clusters.size(); ++i) {
@@ -129,14 +132,15 @@ std::string graphToDot(const Graph& g, const std::vector<frontend::LayerInfo>* l
   for (Node* n : g.nodes())
     for (Value* v : n->operands())
       out += "  " + ids[v->node()] + " -> " + ids[n] + " [label=" +
-             quote(shapeLabel(v->type().shape) + (v->index() ? " :" + std::to_string(v->index()) : "")) +
+             quote(shapeLabel(v->type().shape) +
+                   (v->index() ? " :" + std::to_string(v->index()) : "")) +
              "];\n";
   for (size_t i = 0; i < g.outputs().size(); ++i) {
     const GraphOutput& o = g.outputs()[i];
     std::string id = "out" + std::to_string(i);
     out += "  " + id + " [label=" + quote(o.name) + ", shape=oval, fillcolor=\"#d9ead3\"];\n";
-    out += "  " + ids[o.value->node()] + " -> " + id + " [label=" +
-           quote(shapeLabel(o.value->type().shape)) + "];\n";
+    out += "  " + ids[o.value->node()] + " -> " + id +
+           " [label=" + quote(shapeLabel(o.value->type().shape)) + "];\n";
   }
   return out + "}\n";
 }
@@ -159,7 +163,7 @@ int runDot(const std::vector<std::string>& args) {
     return 0;
   }
   auto m = loadAnyModel(p.positionals()[0], p.has("evaluation") ? frontend::Expansion::Evaluation
-                                                                 : frontend::Expansion::Inference);
+                                                                : frontend::Expansion::Inference);
   if (!m) {
     std::fprintf(stderr, "%s\n", m.error().str().c_str());
     return 1;
