@@ -78,7 +78,7 @@ std::string decodeNpy(std::string_view bytes, NpyArray* out) {
   int64_t elem = npyElementSize(out->descr);
   if (elem == 0)
     return "unsupported .npy dtype '" + out->descr +
-           "' (supported: <f4 float32, <f8 float64, <i4 int32, <i8 int64, |b1 bool)";
+           "' (supported: <f4 float32, <f8 float64, <i4 int32, <i8 int64, |b1 bool, |u1 uint8)";
 
   std::string_view fortran = dictValue(header, "fortran_order");
   if (fortran == "True") return "Fortran-order .npy arrays are not supported (save with C order)";
