@@ -84,7 +84,9 @@ TEST(BadModelTest, TruncatedAndMutatedModelsFailCleanly) {
       return;
     }
     auto m = frontend::expandModel(*pm, frontend::Expansion::Evaluation);
-    if (!m) EXPECT_TRUE(m.error().str().starts_with("m.pbtxt")) << m.error().str();
+    if (!m) {
+      EXPECT_TRUE(m.error().str().starts_with("m.pbtxt")) << m.error().str();
+    }
   };
   for (size_t n = 0; n <= text->size(); n += 7) tryLoad(text->substr(0, n));
   const char replacements[] = {'{', '}', '"', ':', '-', '0', '9', 'x', ' ', '\n', '#', '/'};
