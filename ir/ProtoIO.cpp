@@ -205,6 +205,9 @@ Expected<std::unique_ptr<Graph>> graphFromProto(const proto::Graph& gp, const Lo
     if (p.has_shape())
       n->setAttr("shape", std::vector<int64_t>(p.shape().dim().begin(), p.shape().dim().end()));
     if (p.has_trainable()) n->setAttr("trainable", p.trainable());
+    if (p.l1() != 0) n->setAttr("l1", p.l1());
+    if (p.l2() != 0) n->setAttr("l2", p.l2());
+    if (p.max_norm() != 0) n->setAttr("max_norm", p.max_norm());
     if (p.dtype() != proto::DTYPE_UNSPECIFIED) {
       if (std::optional<DType> t = dtypeFromProto(p.dtype())) n->setAttr("dtype", *t);
       else fail(loc, p.name(), "parameter", "invalid dtype (" + std::to_string(p.dtype()) + ")");
@@ -391,6 +394,9 @@ proto::Graph graphToProto(const Graph& g) {
       p->set_name(n->name());
       if (n->hasAttr("shape")) setShape(p->mutable_shape(), n->ints("shape"));
       if (n->hasAttr("trainable")) p->set_trainable(n->b("trainable"));
+      if (n->hasAttr("l1")) p->set_l1(n->f("l1"));
+      if (n->hasAttr("l2")) p->set_l2(n->f("l2"));
+      if (n->hasAttr("max_norm")) p->set_max_norm(n->f("max_norm"));
       if (n->hasAttr("dtype")) p->set_dtype(static_cast<proto::DType>(n->dtype("dtype")));
       proto::Initializer init;
       if (n->hasAttr("init")) init.set_kind(n->s("init"));

@@ -29,6 +29,24 @@ TEST(GraphTest, TextRoundTripIsStable) {
   EXPECT_EQ(graphToText(**g3), once);
 }
 
+TEST(GraphTest, RegularizationAttributesRoundTrip) {
+  const char* text = R"(
+    parameter { name: "w" shape { dim: 3 dim: 2 } trainable: true l1: 0.001 l2: 0.01 max_norm: 2 }
+    output { name: "w" })";
+  auto g = test::parseVerified(text);
+  ASSERT_TRUE(g);
+  Node* w = g->findNode("w");
+  EXPECT_DOUBLE_EQ(w->f("l1"), 0.001);
+  EXPECT_DOUBLE_EQ(w->f("l2"), 0.01);
+  EXPECT_DOUBLE_EQ(w->f("max_norm"), 2.0);
+  for (GraphFormat f : {GraphFormat::Text, GraphFormat::Binary}) {
+    auto back = parseGraph(f == GraphFormat::Text ? graphToText(*g) : graphToBinary(*g), f, "w");
+    ASSERT_TRUE(back) << back.error().str();
+    EXPECT_DOUBLE_EQ((*back)->findNode("w")->f("l2"), 0.01);
+    EXPECT_DOUBLE_EQ((*back)->findNode("w")->f("max_norm"), 2.0);
+  }
+}
+
 TEST(GraphTest, UseListsFollowEdits) {
   Graph g("t");
   Node* x = g.addNode(OpKind::Input, "x");
