@@ -4,23 +4,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "ir/Support.h"
+
 namespace kiln::frontend {
 namespace {
-
-size_t editDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 // What people coming from Keras or PyTorch write, and the Kiln name they mean. Kiln's losses
 // always take logits, so Keras's probability losses map to the from-logits ones.

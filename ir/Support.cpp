@@ -1,6 +1,8 @@
 // Formatting of diagnostics.
 #include "ir/Support.h"
 
+#include <algorithm>
+
 namespace kiln {
 
 std::string Diagnostic::str() const {
@@ -30,6 +32,21 @@ std::string Error::str() const {
     out += d.str();
   }
   return out;
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace kiln

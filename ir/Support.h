@@ -5,6 +5,7 @@
 #include <cassert>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -81,6 +82,9 @@ class [[nodiscard]] Expected {
  private:
   std::variant<T, Error> v_;
 };
+
+/// Levenshtein distance, for did-you-mean suggestions.
+size_t editDistance(std::string_view a, std::string_view b);
 
 /// Returns the error of `expr` (a Status) from the enclosing function, if any.
 #define KILN_RETURN_IF_ERROR(expr)                       \

@@ -53,6 +53,19 @@ Status dispatchFloat(DType dt, F&& f) {
   return Error::msg("internal: float kernel called on " + std::string(dtypeName(dt)));
 }
 
+/// Like dispatchFloat, for every numeric dtype (bool is rejected by shape inference).
+template <class F>
+Status dispatchNumeric(DType dt, F&& f) {
+  switch (dt) {
+    case DType::Float32: return f.template operator()<float>();
+    case DType::Float64: return f.template operator()<double>();
+    case DType::Int32: return f.template operator()<int32_t>();
+    case DType::Int64: return f.template operator()<int64_t>();
+    case DType::Bool: break;
+  }
+  return Error::msg("internal: numeric kernel called on " + std::string(dtypeName(dt)));
+}
+
 /// For broadcasting: the index into an operand of shape `in` for each element of `out`
 /// (`in` is right-aligned against `out`; size-1 dimensions repeat).
 std::vector<int64_t> broadcastIndex(const Shape& in, const Shape& out);

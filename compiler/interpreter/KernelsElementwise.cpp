@@ -11,14 +11,6 @@ namespace {
 constexpr double kSeluLambda = 1.0507009873554805;
 constexpr double kSeluAlpha = 1.6732632423543772;
 
-/// Like dispatchFloat, plus int32 and int64.
-template <class F>
-Status dispatchNumeric(DType dt, F&& f) {
-  if (dt == DType::Int32) return f.template operator()<int32_t>();
-  if (dt == DType::Int64) return f.template operator()<int64_t>();
-  return dispatchFloat(dt, f);
-}
-
 /// Like dispatchNumeric, plus bool (comparisons and select accept any dtype).
 template <class F>
 Status dispatchAny(DType dt, F&& f) {

@@ -35,19 +35,6 @@ AxisSplit splitAt(const Shape& s, int64_t axis) {
 /// The node's `axis` attribute as an index (the verifier has checked that it is in range).
 int64_t axisOf(const Node& n, int64_t rank) { return *normalizeAxis(n.i("axis"), rank); }
 
-/// Like dispatchFloat, for every numeric dtype (bool is rejected by shape inference).
-template <class F>
-Status dispatchNumeric(DType dt, F&& f) {
-  switch (dt) {
-    case DType::Float32: return f.template operator()<float>();
-    case DType::Float64: return f.template operator()<double>();
-    case DType::Int32: return f.template operator()<int32_t>();
-    case DType::Int64: return f.template operator()<int64_t>();
-    case DType::Bool: break;
-  }
-  return Error::msg("internal: numeric kernel called on " + std::string(dtypeName(dt)));
-}
-
 /// Class index i of an int32 or int64 label tensor.
 int64_t labelAt(const Tensor& labels, int64_t i) {
   return labels.dtype() == DType::Int64 ? labels.data<int64_t>()[i] : labels.data<int32_t>()[i];

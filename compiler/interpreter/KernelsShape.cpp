@@ -12,19 +12,6 @@
 namespace kiln {
 namespace {
 
-/// Like dispatchFloat, for every numeric dtype (bool is rejected by shape inference).
-template <class F>
-Status dispatchNumeric(DType dt, F&& f) {
-  switch (dt) {
-    case DType::Float32: return f.template operator()<float>();
-    case DType::Float64: return f.template operator()<double>();
-    case DType::Int32: return f.template operator()<int32_t>();
-    case DType::Int64: return f.template operator()<int64_t>();
-    case DType::Bool: break;
-  }
-  return Error::msg("internal: numeric kernel called on " + std::string(dtypeName(dt)));
-}
-
 const unsigned char* bytesOf(const Tensor& t) { return static_cast<const unsigned char*>(t.raw()); }
 unsigned char* bytesOf(Tensor& t) { return static_cast<unsigned char*>(t.raw()); }
 
