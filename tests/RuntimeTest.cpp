@@ -55,7 +55,8 @@ TEST(NpyTest, RejectsBadFilesClearly) {
   EXPECT_NE(decodeNpy(good.substr(0, good.size() - 2), &a).find("bytes but shape and dtype need 4"),
             std::string::npos);
   EXPECT_NE(decodeNpy(good.substr(0, 20), &a).find("truncated"), std::string::npos);
-  std::string complex64 = encodeNpy("<c8", {1}, &f, 8);
+  const double complexBytes = 1;  // 8 bytes, the size of one complex64
+  std::string complex64 = encodeNpy("<c8", {1}, &complexBytes, 8);
   EXPECT_NE(decodeNpy(complex64, &a).find("unsupported .npy dtype '<c8'"), std::string::npos);
   std::string fortran = good;
   fortran.replace(fortran.find("False"), 5, "True ");
