@@ -36,7 +36,12 @@ typedef int64_t (*kiln_arena_size_fn)(int64_t batch);
 /* ---- Runtime kernels --------------------------------------------------------------------------
    C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, all row-major with leading dimensions
    lda, ldb, ldc (elements per row as stored); op(A) = A^T when trans_a is nonzero (A is then
-   stored [k,m]). beta == 0 ignores C's prior contents (NaN included). Single-threaded for now. */
+   stored [k,m]). beta == 0 ignores C's prior contents (NaN included). Multi-threaded on the
+   runtime's pool (kiln_rt_set_num_threads): products large enough to pay for it are split over
+   the rows of C (over its columns when C has too few rows), each thread computing whole elements.
+   Each element's sum over k runs in the same order whatever the split, so results are
+   bit-identical for every thread count (tests/ThreadPoolTest.cpp checks it). No heap allocation
+   once a thread's workspace has grown to the largest product it has run. */
 #define KILN_RT_MATMUL_F32 "kiln_rt_matmul_f32"
 #define KILN_RT_MATMUL_F64 "kiln_rt_matmul_f64"
 void kiln_rt_matmul_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
@@ -45,6 +50,25 @@ void kiln_rt_matmul_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t
 void kiln_rt_matmul_f64(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
                         int32_t trans_a, const double* b, int64_t ldb, int32_t trans_b,
                         double* c, int64_t ldc, double alpha, double beta);
+
+/* ---- Threads --------------------------------------------------------------------------------
+   kiln_rt_set_num_threads(n): n >= 1 sets the threads the runtime's kernels use (at most 256);
+     n <= 0 restores the default: KILN_NUM_THREADS if it is set to a valid count, else the cores
+     this process may run on. Waits for a parallel loop under way in another thread.
+   kiln_rt_get_num_threads(): the current count, >= 1.
+   kiln_rt_parallel_for(n, grain, body, ctx): calls body(begin, end, ctx) on contiguous chunks
+     covering [0, n) exactly once, in parallel, and returns when all are done. Chunks are whole
+     multiples of grain (the last may be shorter), at most one per thread, split the same way for
+     the same (n, grain, thread count); chunk i always runs on the same thread. Nested calls (from
+     inside a body) and calls while another thread's loop holds the pool run serially on the
+     calling thread. No heap allocation except when the workers first start. */
+#define KILN_RT_SET_NUM_THREADS "kiln_rt_set_num_threads"
+#define KILN_RT_GET_NUM_THREADS "kiln_rt_get_num_threads"
+#define KILN_RT_PARALLEL_FOR "kiln_rt_parallel_for"
+typedef void (*kiln_range_fn)(int64_t begin, int64_t end, void* ctx);
+void kiln_rt_set_num_threads(int n);
+int kiln_rt_get_num_threads(void);
+void kiln_rt_parallel_for(int64_t n, int64_t grain, kiln_range_fn body, void* ctx);
 
 #ifdef __cplusplus
 }
