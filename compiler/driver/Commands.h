@@ -19,6 +19,7 @@ int runOpt(const std::vector<std::string>& args);
 int runDot(const std::vector<std::string>& args);
 int runTrain(const std::vector<std::string>& args);
 int runEvaluate(const std::vector<std::string>& args);
+int runBench(const std::vector<std::string>& args);
 
 /// A model file of either level, read and verified.
 struct LoadedModel {

@@ -20,6 +20,7 @@ constexpr Command kCommands[] = {
     {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (interpreter until the JIT lands)"},
     {"evaluate", kiln::driver::runEvaluate, "Evaluate a checkpoint on the validation and test sets"},
     {"opt", kiln::driver::runOpt, "Print the graph built for inference, evaluation or a training step"},
+    {"bench", kiln::driver::runBench, "Time a model's predictions: interpreter, unfused, fused, fused + BN folding"},
     {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},
     {"dot", kiln::driver::runDot, "Write a model's graph as Graphviz DOT, clustered by layer"},
 };

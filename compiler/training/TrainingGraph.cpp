@@ -85,7 +85,7 @@ Expected<TrainingGraphInfo> buildTrainingGraph(Graph& g, const frontend::Trainin
   KILN_ASSIGN_OR_RETURN(GradientResult grads, differentiate(g, loss, wrt));
   info.gradientNodes = static_cast<int64_t>(grads.added.size());
 
-  training::insertGradientClipping(b, spec.clipping, grads.grads);
+  if (options.clipGradients) training::insertGradientClipping(b, spec.clipping, grads.grads);
 
   // Step state: completed steps (float64: exact far past any run's length) and the schedule.
   b.setPrefix("train/");

@@ -21,6 +21,9 @@ inline constexpr const char* kMuProduct = "train/mu_product";         // nadam o
 struct TrainingGraphOptions {
   /// one_cycle's T when the spec leaves total_steps unset (the run's number of steps).
   int64_t totalSteps = 0;
+  /// Clip the gradients as the spec says. The pass pipeline turns this off and runs the
+  /// insert-clipping pass instead (so --disable-pass can measure it).
+  bool clipGradients = true;
 };
 
 struct TrainingGraphInfo {
