@@ -49,7 +49,7 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
   initializeNativeTarget();
   std::unique_ptr<JitGraph> jg(new JitGraph(g));
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx));
+  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx, "", opts.schedule));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm, createHostTargetMachine(opts.optLevel));
   optimizeModule(*lowered.module, *tm, opts.optLevel);
   if (opts.keepIR) {

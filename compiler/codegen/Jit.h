@@ -23,6 +23,8 @@ struct JitOptions {
   int optLevel = 3;
   /// Keep the optimized module's text (JitGraph::optimizedIR), for tests and debugging.
   bool keepIR = false;
+  /// Fusion decisions (kiln bench turns fusion off to measure it).
+  ScheduleOptions schedule;
 };
 
 class JitGraph {

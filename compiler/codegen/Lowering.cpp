@@ -19,12 +19,13 @@ std::string cIdentifier(const std::string& name) {
   return s;
 }
 
-Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name) {
+Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name,
+                                  const ScheduleOptions& schedule) {
   LoweredGraph out;
   out.name = cIdentifier(name.empty() ? g.name() : name);
   out.predictSymbol = out.name + KILN_PREDICT_SUFFIX;
   out.arenaSizeSymbol = out.name + KILN_ARENA_SIZE_SUFFIX;
-  KILN_ASSIGN_OR_RETURN(out.schedule, scheduleGraph(g));
+  KILN_ASSIGN_OR_RETURN(out.schedule, scheduleGraph(g, schedule));
   out.plan = planMemory(g, out.schedule);
   out.module = std::make_unique<llvm::Module>(out.name, ctx);
   llvm::Module& m = *out.module;

@@ -30,7 +30,8 @@ struct LoweredGraph {
 
 /// Lowers `g` (verified; inference form) into a new module of `ctx`. `name` overrides the
 /// graph's name as the symbol prefix. Errors name the node the lowering cannot handle.
-Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name = "");
+Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name = "",
+                                  const ScheduleOptions& schedule = {});
 
 /// `name` as a C identifier: other characters become '_', a leading digit gets a '_' prefix.
 std::string cIdentifier(const std::string& name);

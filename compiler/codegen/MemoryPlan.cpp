@@ -34,7 +34,7 @@ int64_t roundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
-Expected<Schedule> scheduleGraph(const Graph& g) {
+Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options) {
   KILN_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topologicalOrder());
   for (Node* n : order) {
     bool training = (n->op() == OpKind::BatchNorm || n->op() == OpKind::Dropout ||
@@ -68,6 +68,7 @@ Expected<Schedule> scheduleGraph(const Graph& g) {
         s.inlined.insert(v);  // Read from the module's read-only data, never copied.
         continue;
       }
+      if (!options.fuseElementwise) continue;
       if (!needed.count(v) || outputs.count(v) || !fusesIntoUser(*n) || v->users().empty()) continue;
       const Node* user = v->users().front();
       bool oneUser = std::all_of(v->users().begin(), v->users().end(),

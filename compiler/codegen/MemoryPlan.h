@@ -24,10 +24,17 @@ struct Schedule {
   bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
 };
 
+/// Knobs of scheduleGraph, for measuring what fusion buys (kiln bench).
+struct ScheduleOptions {
+  /// Compute elementwise/broadcast values inside their user's loop. Off: every intermediate is
+  /// stored and each op runs its own loop over memory (constants are still read in place).
+  bool fuseElementwise = true;
+};
+
 /// Decides fusion from the op table's fusion classes (see Schedule). An error names the node
 /// when the graph holds what this inference lowering does not compile (training-mode batch norm,
 /// dropout, alpha dropout or rrelu, whose random numbers come with the training issue).
-Expected<Schedule> scheduleGraph(const Graph& g);
+Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options = {});
 
 /// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:
 /// the buffer of a [-1, 300] float32 value is 1200 * batch bytes.
