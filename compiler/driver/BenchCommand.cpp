@@ -75,6 +75,7 @@ struct Variant {
   std::map<std::string, Tensor> params;
   double compileSeconds = 0;
   size_t nodes = 0;
+  int loops = 0;  // loops/kernels the compiled code stores (fused groups count once)
 };
 
 std::vector<int64_t> parseSizes(const std::string& s) {
@@ -121,7 +122,7 @@ int runBench(const std::vector<std::string>& args) {
       "compile time.");
   p.positional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("batch-sizes", "N,N,...", "Batch sizes to time", "1,64,256");
-  p.option("threads", "N", "Threads per call (the runtime is single-threaded today: only 1)", "1");
+  p.option("threads", "N", "Threads of the runtime's kernels in compiled code (the interpreter uses one)", "1");
   p.option("mode", "infer|train", "What to time: predictions, or training steps", "infer");
   p.option("seed", "N", "Seed of the parameters and inputs", "1");
   p.flag("json", "Print JSON lines instead of a table");
@@ -143,11 +144,11 @@ int runBench(const std::vector<std::string>& args) {
     return fail(Error::msg(
         "kiln bench: --batch-sizes takes positive integers separated by commas, found '" +
         p.get("batch-sizes") + "'"));
-  if (p.get("threads") != "1")
-    return fail(
-        Error::msg("kiln bench: --threads " + p.get("threads") +
-                   ": compiled code runs on one thread today (the runtime's matrix products are "
-                   "single-threaded), so only --threads 1 is measured"));
+  char* threadsEnd = nullptr;
+  long threads = std::strtol(p.get("threads").c_str(), &threadsEnd, 10);
+  if (*threadsEnd || threads < 1 || threads > 256)
+    return fail(Error::msg("kiln bench: --threads takes an integer from 1 to 256, found '" + p.get("threads") + "'"));
+  kiln_rt_set_num_threads(static_cast<int>(threads));
   if (p.get("mode") == "train")
     return fail(Error::msg(
         "kiln bench: --mode train needs the compiled training step (codegen of training "
@@ -214,6 +215,7 @@ int runBench(const std::vector<std::string>& args) {
     v.jit = std::move(*jit);
     v.compileSeconds = passSeconds + v.jit->compileSeconds();
     v.nodes = v.graph->nodes().size();
+    v.loops = v.jit->storedNodes();
     variants.push_back(std::move(v));
   }
 
@@ -221,10 +223,12 @@ int runBench(const std::vector<std::string>& args) {
   std::mt19937_64 rng(seed + 1);
   if (!json)
     std::printf(
-        "%s: %zu nodes (after passes: %zu fused, %zu folded); 1 thread\n"
+        "%s: %zu nodes (after passes: %zu fused, %zu folded); stored loops: %d unfused, %d fused, "
+        "%d folded; %d thread(s)\n"
         "%-13s %6s %12s %18s %12s %9s %10s\n",
-        ref.name().c_str(), variants[0].nodes, variants[2].nodes, variants[3].nodes, "variant",
-        "batch", "median", "p10-p90", "samples/s", "speed-up", "compile");
+        ref.name().c_str(), variants[0].nodes, variants[2].nodes, variants[3].nodes, variants[1].loops,
+        variants[2].loops, variants[3].loops, kiln_rt_get_num_threads(), "variant", "batch", "median",
+        "p10-p90", "samples/s", "speed-up", "compile");
   for (int64_t batch : sizes) {
     std::map<std::string, Tensor> inputs;
     for (Node* n : ref.inputs()) inputs[n->name()] = randomInput(n->result()->type(), batch, rng);
@@ -278,9 +282,9 @@ int runBench(const std::vector<std::string>& args) {
         std::printf(
             "{\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%lld,\"median_s\":%.9g,\"p10_s\":%.9g,"
             "\"p90_s\":%.9g,\"reps\":%d,\"samples_per_s\":%.6g,\"speedup_vs_unfused\":%.4g,"
-            "\"compile_s\":%.6g,\"nodes\":%zu}\n",
+            "\"compile_s\":%.6g,\"nodes\":%zu,\"loops\":%d,\"threads\":%d}\n",
             ref.name().c_str(), v.name.c_str(), static_cast<long long>(batch), t.median, t.p10,
-            t.p90, t.reps, perSecond, speedup, v.compileSeconds, v.nodes);
+            t.p90, t.reps, perSecond, speedup, v.compileSeconds, v.nodes, v.loops, kiln_rt_get_num_threads());
       } else {
         char spread[64], speed[16], compile[16];
         std::snprintf(spread, sizeof spread, "%.1f-%.1f us", t.p10 * 1e6, t.p90 * 1e6);
