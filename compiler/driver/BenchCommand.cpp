@@ -32,26 +32,45 @@ struct Timing {
   int reps = 0;
 };
 
-/// Warm-up (at least 3 calls and 50 ms), then repetitions until both 15 calls and 300 ms are
-/// reached (at most 2000 calls); each call is timed on its own so the spread is visible.
-Timing measure(const std::function<void()>& call) {
-  auto until = [](Clock::time_point t0, double s) {
-    return std::chrono::duration<double>(Clock::now() - t0).count() >= s;
+/// Times every call in interleaved rounds, so that load from other processes on a shared machine
+/// hits every variant alike instead of whichever ran at that moment. Each round runs a block of
+/// consecutive calls per variant (about 5 ms worth, at least 2) and records all but the block's
+/// first, which refills the caches the other variants evicted: the figures are warm-cache
+/// latencies, as a model serving a stream of requests sees. Warm-up: each call at least 3 times
+/// and 50 ms. Then rounds until every call has 15 samples and 300 ms per call have passed.
+std::vector<Timing> measureInterleaved(const std::vector<std::function<void()>>& calls) {
+  auto since = [](Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
   };
-  Clock::time_point t0 = Clock::now();
-  for (int i = 0; i < 3 || !until(t0, 0.05); ++i) call();
-  std::vector<double> samples;
-  t0 = Clock::now();
-  while ((samples.size() < 15 || !until(t0, 0.3)) && samples.size() < 2000) {
-    Clock::time_point a = Clock::now();
-    call();
-    samples.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+  std::vector<int> block;
+  for (const auto& call : calls) {
+    Clock::time_point t0 = Clock::now();
+    int n = 0;
+    for (; n < 3 || since(t0) < 0.05; ++n) call();
+    double perCall = since(t0) / n;
+    block.push_back(static_cast<int>(std::clamp(0.005 / perCall, 2.0, 200.0)));
   }
-  std::sort(samples.begin(), samples.end());
-  auto at = [&](double q) {
-    return samples[static_cast<size_t>(q * double(samples.size() - 1) + 0.5)];
+  std::vector<std::vector<double>> samples(calls.size());
+  Clock::time_point t0 = Clock::now();
+  auto enough = [&] {
+    for (const auto& v : samples)
+      if (v.size() < 15) return false;
+    return since(t0) >= 0.3 * double(calls.size());
   };
-  return {at(0.5), at(0.1), at(0.9), static_cast<int>(samples.size())};
+  for (int round = 0; round < 2000 && !enough(); ++round)
+    for (size_t i = 0; i < calls.size(); ++i)
+      for (int k = 0; k < block[i]; ++k) {
+        Clock::time_point a = Clock::now();
+        calls[i]();
+        if (k > 0) samples[i].push_back(since(a));
+      }
+  std::vector<Timing> out;
+  for (std::vector<double>& v : samples) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[static_cast<size_t>(q * double(v.size() - 1) + 0.5)]; };
+    out.push_back({at(0.5), at(0.1), at(0.9), static_cast<int>(v.size())});
+  }
+  return out;
 }
 
 Tensor randomInput(const TensorType& t, int64_t batch, std::mt19937_64& rng) {
@@ -122,7 +141,8 @@ int runBench(const std::vector<std::string>& args) {
       "compile time.");
   p.positional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("batch-sizes", "N,N,...", "Batch sizes to time", "1,64,256");
-  p.option("threads", "N", "Threads of the runtime's kernels in compiled code (the interpreter uses one)", "1");
+  p.option("threads", "N",
+           "Threads of the runtime's kernels in compiled code (the interpreter uses one)", "1");
   p.option("mode", "infer|train", "What to time: predictions, or training steps", "infer");
   p.option("seed", "N", "Seed of the parameters and inputs", "1");
   p.flag("json", "Print JSON lines instead of a table");
@@ -147,7 +167,8 @@ int runBench(const std::vector<std::string>& args) {
   char* threadsEnd = nullptr;
   long threads = std::strtol(p.get("threads").c_str(), &threadsEnd, 10);
   if (*threadsEnd || threads < 1 || threads > 256)
-    return fail(Error::msg("kiln bench: --threads takes an integer from 1 to 256, found '" + p.get("threads") + "'"));
+    return fail(Error::msg("kiln bench: --threads takes an integer from 1 to 256, found '" +
+                           p.get("threads") + "'"));
   kiln_rt_set_num_threads(static_cast<int>(threads));
   if (p.get("mode") == "train")
     return fail(Error::msg(
@@ -225,10 +246,10 @@ int runBench(const std::vector<std::string>& args) {
     std::printf(
         "%s: %zu nodes (after passes: %zu fused, %zu folded); stored loops: %d unfused, %d fused, "
         "%d folded; %d thread(s)\n"
-        "%-13s %6s %12s %18s %12s %9s %10s\n",
-        ref.name().c_str(), variants[0].nodes, variants[2].nodes, variants[3].nodes, variants[1].loops,
-        variants[2].loops, variants[3].loops, kiln_rt_get_num_threads(), "variant", "batch", "median",
-        "p10-p90", "samples/s", "speed-up", "compile");
+        "%-13s %6s %13s %20s %12s %9s %10s\n",
+        ref.name().c_str(), variants[0].nodes, variants[2].nodes, variants[3].nodes,
+        variants[1].loops, variants[2].loops, variants[3].loops, kiln_rt_get_num_threads(),
+        "variant", "batch", "median", "p10-p90", "samples/s", "speed-up", "compile");
   for (int64_t batch : sizes) {
     std::map<std::string, Tensor> inputs;
     for (Node* n : ref.inputs()) inputs[n->name()] = randomInput(n->result()->type(), batch, rng);
@@ -237,44 +258,56 @@ int runBench(const std::vector<std::string>& args) {
       if (Status s = oracle.setParameter(k, t); !s) return fail(s.error());
     auto want = oracle.run(inputs);
     if (!want) return fail(want.error());
-    double unfusedMedian = 0;
-    for (Variant& v : variants) {
-      std::function<void()> call;
-      // Raw ABI calls on buffers made once, so the timing holds no allocation.
+    // Raw ABI calls on buffers made once, so the timing holds no allocation.
+    struct Runner {
       std::vector<const void*> in;
       std::vector<void*> ps, outs;
       std::vector<Tensor> outTensors;
-      std::unique_ptr<void, decltype(&std::free)> arena(nullptr, &std::free);
-      Interpreter interp(*v.graph);
+      std::unique_ptr<void, decltype(&std::free)> arena{nullptr, &std::free};
+      std::unique_ptr<Interpreter> interp;
       int32_t lastStatus = 0;
+    };
+    std::vector<std::unique_ptr<Runner>> runners;
+    std::vector<std::function<void()>> calls;
+    for (Variant& v : variants) {
+      runners.push_back(std::make_unique<Runner>());
+      Runner& r = *runners.back();
       if (!v.jit) {
+        r.interp = std::make_unique<Interpreter>(*v.graph);
         for (auto& [k, t] : v.params)
-          if (Status s = interp.setParameter(k, t); !s) return fail(s.error());
-        call = [&] { (void)interp.run(inputs); };
-      } else {
-        auto got = v.jit->run(inputs, v.params);
-        if (!got) return fail(got.error());
-        double diff = maxRelDiff(*want, *got);
-        if (!(diff <= 1e-4))
-          return fail(Error::msg(
-              "kiln bench: variant '" + v.name + "' disagrees with the interpreter at batch " +
-              std::to_string(batch) + ": max relative difference " + std::to_string(diff)));
-        for (Node* n : v.graph->inputs()) in.push_back(inputs.at(n->name()).raw());
-        for (Node* q : v.graph->parameters()) ps.push_back(v.params.at(q->name()).raw());
-        for (const GraphOutput& o : v.graph->outputs())
-          outTensors.emplace_back(o.value->type().dtype, bindBatch(o.value->type().shape, batch));
-        for (Tensor& t : outTensors) outs.push_back(t.raw());
-        int64_t bytes = v.jit->arenaSize(batch);
-        size_t alloc = static_cast<size_t>((bytes + KILN_ARENA_ALIGNMENT) / KILN_ARENA_ALIGNMENT *
-                                           KILN_ARENA_ALIGNMENT);
-        arena.reset(std::aligned_alloc(KILN_ARENA_ALIGNMENT, alloc));
-        call = [&] {
-          lastStatus = v.jit->predict(batch, in.data(), outs.data(), ps.data(), arena.get());
-        };
+          if (Status s = r.interp->setParameter(k, t); !s) return fail(s.error());
+        calls.push_back([&r, &inputs] { (void)r.interp->run(inputs); });
+        continue;
       }
-      Timing t = measure(call);
-      if (lastStatus != 0)
-        return fail(Error::msg("kiln bench: " + v.name + ": " + v.jit->statusMessage(lastStatus)));
+      auto got = v.jit->run(inputs, v.params);
+      if (!got) return fail(got.error());
+      double diff = maxRelDiff(*want, *got);
+      if (!(diff <= 1e-4))
+        return fail(Error::msg(
+            "kiln bench: variant '" + v.name + "' disagrees with the interpreter at batch " +
+            std::to_string(batch) + ": max relative difference " + std::to_string(diff)));
+      for (Node* n : v.graph->inputs()) r.in.push_back(inputs.at(n->name()).raw());
+      for (Node* q : v.graph->parameters()) r.ps.push_back(v.params.at(q->name()).raw());
+      for (const GraphOutput& o : v.graph->outputs())
+        r.outTensors.emplace_back(o.value->type().dtype, bindBatch(o.value->type().shape, batch));
+      for (Tensor& t : r.outTensors) r.outs.push_back(t.raw());
+      int64_t bytes = v.jit->arenaSize(batch);
+      size_t alloc = static_cast<size_t>((bytes + KILN_ARENA_ALIGNMENT) / KILN_ARENA_ALIGNMENT *
+                                         KILN_ARENA_ALIGNMENT);
+      r.arena.reset(std::aligned_alloc(KILN_ARENA_ALIGNMENT, alloc));
+      const codegen::JitGraph* jit = v.jit.get();
+      calls.push_back([&r, jit, batch] {
+        r.lastStatus = jit->predict(batch, r.in.data(), r.outs.data(), r.ps.data(), r.arena.get());
+      });
+    }
+    std::vector<Timing> timings = measureInterleaved(calls);
+    double unfusedMedian = 0;
+    for (size_t i = 0; i < variants.size(); ++i) {
+      const Variant& v = variants[i];
+      const Timing& t = timings[i];
+      if (runners[i]->lastStatus != 0)
+        return fail(Error::msg("kiln bench: " + v.name + ": " +
+                               v.jit->statusMessage(runners[i]->lastStatus)));
       if (v.name == "unfused") unfusedMedian = t.median;
       double speedup = unfusedMedian > 0 && v.jit ? unfusedMedian / t.median : 0;
       double perSecond = double(batch) / t.median;
@@ -284,13 +317,14 @@ int runBench(const std::vector<std::string>& args) {
             "\"p90_s\":%.9g,\"reps\":%d,\"samples_per_s\":%.6g,\"speedup_vs_unfused\":%.4g,"
             "\"compile_s\":%.6g,\"nodes\":%zu,\"loops\":%d,\"threads\":%d}\n",
             ref.name().c_str(), v.name.c_str(), static_cast<long long>(batch), t.median, t.p10,
-            t.p90, t.reps, perSecond, speedup, v.compileSeconds, v.nodes, v.loops, kiln_rt_get_num_threads());
+            t.p90, t.reps, perSecond, speedup, v.compileSeconds, v.nodes, v.loops,
+            kiln_rt_get_num_threads());
       } else {
         char spread[64], speed[16], compile[16];
-        std::snprintf(spread, sizeof spread, "%.1f-%.1f us", t.p10 * 1e6, t.p90 * 1e6);
+        std::snprintf(spread, sizeof spread, "%.2f-%.2f us", t.p10 * 1e6, t.p90 * 1e6);
         std::snprintf(speed, sizeof speed, v.jit ? "%.2fx" : "-", speedup);
         std::snprintf(compile, sizeof compile, v.jit ? "%.0f ms" : "-", v.compileSeconds * 1e3);
-        std::printf("%-13s %6lld %9.1f us %18s %12.0f %9s %10s\n", v.name.c_str(),
+        std::printf("%-13s %6lld %10.2f us %20s %12.0f %9s %10s\n", v.name.c_str(),
                     static_cast<long long>(batch), t.median * 1e6, spread, perSecond, speed,
                     compile);
       }
