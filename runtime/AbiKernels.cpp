@@ -1,9 +1,20 @@
 // The runtime kernels that compiled graphs call (runtime/KilnABI.h), on Eigen and the runtime's
 // thread pool.
-#include <Eigen/Core>
-
+//
+// This file is compiled for the host CPU (-march=native, KILN_NATIVE_KERNELS) and the rest of
+// Kiln is not. Eigen's GEMM templates instantiated elsewhere (the interpreter) with the same
+// arguments would be the same symbols, and the linker would keep one copy for both, possibly the
+// baseline SSE2 one. Renaming Eigen's namespace here gives every Eigen symbol of this file a
+// name of its own. The standard headers come first, so the rename touches Eigen alone.
 #include <algorithm>
+#include <cmath>
+#include <complex>
 #include <cstdlib>
+#include <functional>
+#include <limits>
+
+#define Eigen KilnNativeEigen
+#include <Eigen/Core>
 
 #include "runtime/AbiKernels.h"
 #include "runtime/KilnABI.h"
@@ -11,33 +22,33 @@
 
 namespace {
 
-using Eigen::Index;
+using GemmIndex = Eigen::Index;
 
 /// Eigen's GEMM packs panels of A and B into scratch blocks that it allocates on every call
 /// beyond 128 KB (EIGEN_STACK_ALLOCATION_LIMIT). This blocking hands it a per-thread workspace
-/// instead, grown on first use: a steady stream of predictions allocates nothing.
+/// instead, grown on first use: a steady stream of predictions allocates nothing. The block
+/// sizes are Eigen's own for one thread (what gemm_blocking_space computes): Eigen computes a
+/// row-major C as C^T = B^T A^T, so its rows are our columns.
 template <class T>
-class WorkspaceBlocking
-    : public Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic,
-                                                  Eigen::Dynamic, Eigen::Dynamic, 1, false> {
+class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
  public:
-  WorkspaceBlocking(Index m, Index n, Index k)
-      : Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
-                                             Eigen::Dynamic, 1, false>(m, n, k, 1, true) {
-    Index sizeA = (this->kc() * this->mc() + 15) / 16 * 16;
-    Index sizeB = this->kc() * this->nc();
-    T* ws = workspace(sizeA + sizeB);
+  WorkspaceBlocking(GemmIndex m, GemmIndex n, GemmIndex k) {
+    GemmIndex kc = k, mc = n, nc = m;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, GemmIndex>(kc, mc, nc, 1);
+    this->m_kc = kc;
+    this->m_mc = mc;
+    this->m_nc = nc;
+    GemmIndex sizeA = (kc * mc + 15) / 16 * 16;
+    T* ws = workspace(sizeA + kc * nc);
     this->m_blockA = ws;
     this->m_blockB = ws + sizeA;
   }
-  // The base class frees its blocks; these belong to the workspace.
-  ~WorkspaceBlocking() { this->m_blockA = this->m_blockB = nullptr; }
 
  private:
-  static T* workspace(Index elements) {
+  static T* workspace(GemmIndex elements) {
     struct Buffer {
       T* data = nullptr;
-      Index size = 0;
+      GemmIndex size = 0;
       ~Buffer() { std::free(data); }
     };
     thread_local Buffer buf;
@@ -52,12 +63,32 @@ class WorkspaceBlocking
 };
 
 template <class T, int LhsOrder, int RhsOrder>
-void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
-          T alpha) {
+void gemm(GemmIndex m, GemmIndex n, GemmIndex k, const T* a, GemmIndex lda, const T* b,
+          GemmIndex ldb, T* c, GemmIndex ldc, T alpha) {
   WorkspaceBlocking<T> blocking(m, n, k);
-  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false,
+  Eigen::internal::general_matrix_matrix_product<GemmIndex, T, LhsOrder, false, T, RhsOrder, false,
                                                  Eigen::RowMajor, 1>::run(m, n, k, a, lda, b, ldb, c,
                                                                           1, ldc, alpha, blocking);
+}
+
+/// c[1,n] += alpha * a[1,k] op(B)[k,n] with Eigen's matrix-vector kernels, which stream B
+/// without packing it: at batch 1 packing B costs more than the product. Eigen computes
+/// c^T = op(B)^T a^T, where op(B)^T [n,k] is B stored [k,n] read column-major (trans_b = 0) or B
+/// stored [n,k] read row-major (trans_b = 1). a must be contiguous.
+template <class T>
+void gemv(GemmIndex n, GemmIndex k, const T* a, const T* b, GemmIndex ldb, bool tb, T* c,
+          T alpha) {
+  using namespace Eigen::internal;
+  using Vector = const_blas_data_mapper<T, GemmIndex, Eigen::ColMajor>;
+  if (!tb) {
+    using Matrix = const_blas_data_mapper<T, GemmIndex, Eigen::ColMajor>;
+    general_matrix_vector_product<GemmIndex, T, Matrix, Eigen::ColMajor, false, T, Vector,
+                                  false>::run(n, k, Matrix(b, ldb), Vector(a, 1), c, 1, alpha);
+  } else {
+    using Matrix = const_blas_data_mapper<T, GemmIndex, Eigen::RowMajor>;
+    general_matrix_vector_product<GemmIndex, T, Matrix, Eigen::RowMajor, false, T, Vector,
+                                  false>::run(n, k, Matrix(b, ldb), Vector(a, 1), c, 1, alpha);
+  }
 }
 
 /// One call's operands: C[m,n] = alpha * op(A) * op(B) + beta * C (KilnABI.h).
@@ -77,14 +108,19 @@ struct Product {
 
 template <class T>
 void matmulSerial(const Product<T>& p) {
-  using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>> C(p.c, p.m, p.n,
-                                                                 Eigen::OuterStride<>(p.ldc));
-  // beta == 0 must not read C (it may hold NaN from an earlier use of the arena).
-  if (p.beta == T(0)) C.setZero();
-  else if (p.beta != T(1)) C *= p.beta;
+  // beta == 0 must not read C (it may hold NaN from an earlier use of the arena). Plain loops,
+  // not Eigen expressions, for the same reason as GemmIndex.
+  if (p.beta != T(1))
+    for (int64_t i = 0; i < p.m; ++i) {
+      T* row = p.c + i * p.ldc;
+      if (p.beta == T(0)) std::fill(row, row + p.n, T(0));
+      else
+        for (int64_t j = 0; j < p.n; ++j) row[j] *= p.beta;
+    }
   // Eigen's blocking heuristic divides by the sizes: an empty product is just the scaling.
   if (p.m == 0 || p.n == 0 || p.k == 0) return;
+  // One row of A stored contiguously (a [1,k] row, or a [k,1] column with stride 1).
+  if (p.m == 1 && (!p.ta || p.lda == 1)) return gemv(p.n, p.k, p.a, p.b, p.ldb, p.tb, p.c, p.alpha);
   // A row-major [k, m] matrix is op(A) = A^T in column-major order with the same stride.
   constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
   auto [m, n, k, a, lda, ta, b, ldb, tb, c, ldc, alpha, beta] = p;
