@@ -44,6 +44,13 @@ std::string idxPath(const std::filesystem::path& dir, const std::string& base) {
 }
 
 // Scales pixels to [0, 1]: 255 is the brightest value of 8-bit images.
+/// CSV columns are 8-bit pixels when every value is an integer in [0, 255]; features that
+/// are already scaled or real-valued are left alone.
+bool looksLikePixels(const Dataset& d) {
+  return std::all_of(d.features.begin(), d.features.end(),
+                     [](float v) { return v >= 0 && v <= 255 && v == std::floor(v); });
+}
+
 void scale(Dataset* d) {
   for (float& v : d->features) v /= 255.0f;
 }
@@ -221,6 +228,7 @@ std::string loadDataSplits(const DataOptions& opts, DataSplits* out) {
     out->format = "csv";
     err = readCsvDataset((dir / "train.csv").string(), &full);
     if (err.empty()) err = readCsvDataset((dir / "test.csv").string(), &out->test);
+    pixels = looksLikePixels(full);
   } else {
     out->format = "idx";
     err = readIdxDataset(idxPath(dir, "train-images-idx3-ubyte"), idxPath(dir, "train-labels-idx1-ubyte"), &full);
@@ -238,10 +246,35 @@ std::string loadDataSplits(const DataOptions& opts, DataSplits* out) {
     scale(&full);
     scale(&out->test);
   }
+  if (!opts.validationFeatures.empty()) {
+    if (opts.validationRows != 0)
+      return "a separate validation set (" + opts.validationFeatures + ") and a validation split of " +
+             std::to_string(opts.validationRows) + " training rows: give one or the other";
+    const std::string& vf = opts.validationFeatures;
+    bool vpixels = true;
+    if (vf.ends_with(".csv")) {
+      err = readCsvDataset(vf, &out->validation);
+      vpixels = err.empty() && looksLikePixels(out->validation);
+    } else if (vf.ends_with(".npy")) {
+      if (opts.validationLabels.empty()) return vf + ": a validation .npy needs its labels .npy too";
+      err = readNpyDataset(vf, opts.validationLabels, &out->validation);
+      std::string fb;
+      NpyArray probe;
+      vpixels = readWholeFile(vf, &fb).empty() && decodeNpy(fb, &probe).empty() && probe.descr == "|u1";
+    } else {
+      if (opts.validationLabels.empty()) return vf + ": validation IDX images need their IDX labels file too";
+      err = readIdxDataset(vf, opts.validationLabels, &out->validation);
+    }
+    if (!err.empty()) return err;
+    if (out->validation.rowShape != full.rowShape)
+      return out->validation.source + ": validation rows are " + shapeText(out->validation.rowShape) +
+             " but training rows are " + shapeText(full.rowShape);
+    if (opts.scalePixels && vpixels) scale(&out->validation);
+  }
   if (opts.validationRows < 0 || opts.validationRows >= full.rows)
     return "the validation split (" + std::to_string(opts.validationRows) + " rows) must leave training rows: " +
            full.source + " has " + std::to_string(full.rows);
-  out->validation = full.slice(0, opts.validationRows);
+  if (opts.validationFeatures.empty()) out->validation = full.slice(0, opts.validationRows);
   out->train = full.slice(opts.validationRows, full.rows - opts.validationRows);
   if (!opts.classes.empty()) {
     filterClasses(&out->train, opts.classes, opts.relabel);

@@ -30,7 +30,8 @@ struct Dataset {
 /// What a training run reads and how it cuts it.
 struct DataOptions {
   std::string dir = kDefaultDataDir;
-  /// Divide integer pixel data (IDX, uint8 .npy, CSV) by 255 so that it lies in [0, 1].
+  /// Divide integer pixel data (IDX, uint8 .npy, CSV whose values are all integers in [0, 255])
+  /// by 255 so that it lies in [0, 1].
   bool scalePixels = true;
   /// The first `validationRows` training rows become the validation set (the book's 5,000).
   int64_t validationRows = 5000;
@@ -40,6 +41,10 @@ struct DataOptions {
   /// With `classes`: relabel class classes[i] to i (model A's 8 classes become 0..7; model B's
   /// "5,6" makes sandal 0 and shirt 1). Without: labels stay as in the file.
   bool relabel = true;
+  /// A separate validation set instead of the split: `validationFeatures` is a .csv file (label
+  /// first), a features .npy (with `validationLabels` the labels .npy) or an IDX images file
+  /// (with `validationLabels` the IDX labels file). validationRows must then be 0.
+  std::string validationFeatures, validationLabels;
   /// Keep the first N rows of the training portion (after the split and the filter); -1: all.
   int64_t trainLimit = -1;
 };

@@ -1,6 +1,8 @@
 // A small command-line parser for kiln's subcommands.
 #include "compiler/driver/Args.h"
 
+#include <cstdio>
+
 namespace kiln::driver {
 
 ArgParser::ArgParser(std::string usage, std::string description)
@@ -113,6 +115,18 @@ std::string ArgParser::helpText() const {
   }
   row("-h, --help", "Show this help and exit");
   return out;
+}
+
+std::optional<int> ArgParser::parseOrExit(const std::vector<std::string>& args) {
+  if (Status s = parse(args); !s) {
+    std::fprintf(stderr, "%s\n", s.error().str().c_str());
+    return 2;
+  }
+  if (helpRequested()) {
+    std::fputs(helpText().c_str(), stdout);
+    return 0;
+  }
+  return std::nullopt;
 }
 
 }  // namespace kiln::driver

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ class ArgParser {
 
   /// Parses argv (without the program and command names). `--help`/`-h` sets helpRequested().
   Status parse(const std::vector<std::string>& args);
+
+  /// parse() as every command does it: on an error prints it (exit code 2), on --help prints the
+  /// help (exit code 0); returns that exit code, or nullopt to go on.
+  std::optional<int> parseOrExit(const std::vector<std::string>& args);
 
   bool helpRequested() const { return help_; }
   std::string helpText() const;

@@ -21,14 +21,7 @@ int runCheck(const std::vector<std::string>& args) {
   p.flag("ops", "For a layer-level model, print the op-level summary of its expansion instead");
   p.flag("evaluation", "Expand a layer-level model with its targets, loss and metrics");
   p.option("emit-graph", "FILE", "Also write the op-level graph (.pbtxt text, .pb binary)");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   auto m = loadAnyModel(p.positionals()[0], p.has("evaluation") ? frontend::Expansion::Evaluation
                                                                  : frontend::Expansion::Inference);
   if (!m) {

@@ -20,6 +20,8 @@ int runDot(const std::vector<std::string>& args);
 int runTrain(const std::vector<std::string>& args);
 int runEvaluate(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
+int runPredict(const std::vector<std::string>& args);
+int runPlot(const std::vector<std::string>& args);
 
 /// A model file of either level, read and verified.
 struct LoadedModel {

@@ -154,14 +154,7 @@ int runDot(const std::vector<std::string>& args) {
   p.option("output", "FILE", "Write here instead of to standard output");
   p.alias('o', "output");
   p.flag("evaluation", "Draw a layer-level model's evaluation graph (targets, loss, metrics)");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   auto m = loadAnyModel(p.positionals()[0], p.has("evaluation") ? frontend::Expansion::Evaluation
                                                                 : frontend::Expansion::Inference);
   if (!m) {

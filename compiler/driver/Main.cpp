@@ -19,6 +19,8 @@ constexpr Command kCommands[] = {
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
     {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (interpreter until the JIT lands)"},
     {"evaluate", kiln::driver::runEvaluate, "Evaluate a checkpoint on the validation and test sets"},
+    {"predict", kiln::driver::runPredict, "Predict with a trained checkpoint (.npy in and out; Monte Carlo dropout)"},
+    {"plot", kiln::driver::runPlot, "Draw learning curves and gradient statistics from a metrics file as SVG"},
     {"opt", kiln::driver::runOpt, "Print the graph built for inference, evaluation or a training step"},
     {"bench", kiln::driver::runBench, "Time a model's predictions: interpreter, unfused, fused, fused + BN folding"},
     {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},

@@ -51,14 +51,7 @@ int runOps(const std::vector<std::string>& args) {
                           "Semantics follow chapter 11 of Geron's Hands-On Machine Learning.");
   p.optionalPositional("OP", "Show only this op");
   p.flag("names", "Print only the op names, one per line");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   std::string only = p.positionals().empty() ? "" : p.positionals()[0];
   if (!only.empty() && !lookupOp(only)) {
     std::fprintf(stderr, "kiln ops: unknown op '%s' (run 'kiln ops --names' for the list)\n", only.c_str());

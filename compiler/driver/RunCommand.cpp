@@ -24,14 +24,7 @@ int runRun(const std::vector<std::string>& args) {
   p.option("precision", "float32|float64", "Compute in this precision", "float32");
   p.option("step", "N", "The step that selects the noise of dropout/rrelu nodes with training: true",
            "0");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const Error& e) {
     std::fprintf(stderr, "%s\n", e.str().c_str());
     return 1;

@@ -5,6 +5,7 @@
 
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
+#include "compiler/training/Diagnostics.h"
 #include "compiler/training/Trainer.h"
 
 namespace kiln::driver {
@@ -43,7 +44,10 @@ bool parseList(const std::string& s, std::vector<int64_t>* out) {
 void addDataOptions(ArgParser& p) {
   p.option("data", "DIR", "The data directory: IDX, x_train.npy/y_train.npy/x_test.npy/y_test.npy, or "
            "train.csv/test.csv", rt::kDefaultDataDir);
-  p.option("validation-rows", "N", "The first N training rows are the validation set", "5000");
+  p.option("validation-rows", "N", "The first N training rows are the validation set (default 5000; 0 with "
+           "--validation-data)");
+  p.option("validation-data", "FILE[,LABELS]", "A separate validation set: val.csv, x_val.npy,y_val.npy, or IDX "
+           "images,labels files");
   p.option("classes", "LIST", "Keep only these classes and relabel them 0, 1, ... in this order "
            "(e.g. 0,1,2,3,4,7,8,9 or 5,6)");
   p.option("keep-classes", "LIST", "Keep only these classes, with their labels unchanged");
@@ -54,7 +58,14 @@ void addDataOptions(ArgParser& p) {
 bool dataOptions(const ArgParser& p, rt::DataOptions* d) {
   d->dir = p.get("data");
   d->scalePixels = !p.has("no-scale");
-  if (!parseInt(p.get("validation-rows"), 0, &d->validationRows)) {
+  d->validationRows = p.has("validation-data") ? 0 : 5000;
+  if (p.has("validation-data")) {
+    std::string v = p.get("validation-data");
+    size_t comma = v.find(',');
+    d->validationFeatures = v.substr(0, comma);
+    if (comma != std::string::npos) d->validationLabels = v.substr(comma + 1);
+  }
+  if (p.has("validation-rows") && !parseInt(p.get("validation-rows"), 0, &d->validationRows)) {
     std::fprintf(stderr, "kiln: --validation-rows takes a non-negative integer\n");
     return false;
   }
@@ -98,20 +109,15 @@ int runTrain(const std::vector<std::string>& args) {
   p.option("restore", "REGEX", "Names of the tensors to restore from --init-from (e.g. 'hidden[12]/.*')");
   p.repeated("rename", "FROM=TO", "Read checkpoint names starting with FROM as starting with TO");
   p.option("freeze", "REGEX", "Make the matching parameters non-trainable for this run");
+  p.option("log-gradients", "N", "Every N steps, append each layer's gradient norm and its activations' mean, "
+           "std and dead or saturated fraction to --metrics (see kiln plot)");
   p.option("threads", "T", "Threads (the interpreter runs on one; the JIT will use T)", "1");
   p.flag("no-progress", "One line per epoch even on a terminal");
   p.option("stop-after-steps", "N", "Stop as Ctrl-C would after N steps of this run (for tests)");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   rt::DataOptions data;
   if (!dataOptions(p, &data)) return 2;
-  int64_t epochs = -1, batch = -1, seed = -1, threads = 1, patience = 0, keep = 3, stopAfter = -1;
+  int64_t epochs = -1, batch = -1, seed = -1, threads = 1, patience = 0, keep = 3, stopAfter = -1, logGrads = 0;
   struct IntFlag {
     const char* name;
     int64_t lo;
@@ -119,12 +125,17 @@ int runTrain(const std::vector<std::string>& args) {
   };
   for (IntFlag f : {IntFlag{"epochs", 0, &epochs}, {"batch-size", 1, &batch}, {"seed", 0, &seed},
                     {"threads", 1, &threads}, {"patience", 0, &patience}, {"keep", 1, &keep},
-                    {"train-limit", 1, &data.trainLimit}, {"stop-after-steps", 1, &stopAfter}}) {
+                    {"train-limit", 1, &data.trainLimit}, {"stop-after-steps", 1, &stopAfter},
+                    {"log-gradients", 1, &logGrads}}) {
     if (p.has(f.name) && !parseInt(p.get(f.name), f.lo, f.out)) {
       std::fprintf(stderr, "kiln train: --%s takes an integer >= %lld, found '%s'\n", f.name,
                    static_cast<long long>(f.lo), p.get(f.name).c_str());
       return 2;
     }
+  }
+  if (logGrads > 0 && !p.has("metrics")) {
+    std::fprintf(stderr, "kiln train: --log-gradients writes to the metrics file: give --metrics FILE too\n");
+    return 2;
   }
   if (p.has("restore") != p.has("init-from")) {
     std::fprintf(stderr, "kiln train: --init-from and --restore go together\n");
@@ -156,6 +167,10 @@ int runTrain(const std::vector<std::string>& args) {
     std::printf("frozen (%zu):", model->frozen.size());
     for (const std::string& n : model->frozen) std::printf(" %s", n.c_str());
     std::printf("\n");
+  }
+  if (logGrads > 0) {
+    auto names = addTrainingDiagnostics(*model->stepGraph, model->info);
+    if (!names) return fail(names.error());
   }
   const frontend::TrainingSpec& spec = model->spec;
   InterpreterExecutor trainExec(*model->stepGraph, /*updatesState=*/true, spec.seed);
@@ -192,6 +207,7 @@ int runTrain(const std::vector<std::string>& args) {
   o.savePath = p.get("save");
   o.resume = p.has("resume");
   o.stopAfterSteps = stopAfter;
+  o.logGradientsEvery = logGrads;
   if (p.has("no-progress")) o.progressBar = false;
   installStopHandlers();
   auto r = train(*model, trainExec, evalExec, splits, o);
@@ -211,14 +227,7 @@ int runEvaluate(const std::vector<std::string>& args) {
   p.option("checkpoint", "CKPT", "The checkpoint (safetensors) to evaluate");
   addDataOptions(p);
   p.option("batch-size", "B", "Rows per evaluation batch", "1000");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   if (!p.has("checkpoint")) {
     std::fprintf(stderr, "kiln evaluate: --checkpoint CKPT is required\n");
     return 2;

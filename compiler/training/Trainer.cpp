@@ -11,6 +11,7 @@
 #include <cstring>
 #include <regex>
 
+#include "compiler/training/Diagnostics.h"
 #include "compiler/training/Progress.h"
 #include "frontend/TrainingMath.h"
 
@@ -344,6 +345,14 @@ Expected<TrainResult> train(const TrainingModel& m, StepExecutor& trainExec, Ste
       if (auto it = stepOut.find("accuracy"); it != stepOut.end()) s.accSum += it->second.getDouble(0) * static_cast<double>(n);
       s.rowsSeen += n;
       rowsThisRun += n;
+      if (o.logGradientsEvery > 0 && (s.step - 1) % o.logGradientsEvery == 0) {
+        // Step numbers count from 1 here, so the first step of a run is always logged.
+        std::map<std::string, double> row = {{"epoch", static_cast<double>(s.epoch + 1)},
+                                             {"step", static_cast<double>(s.step)}};
+        for (const auto& [name, t] : stepOut)
+          if (name.starts_with(kDiagnosticPrefix)) row[name] = t.getDouble(0);
+        metrics.write(row);
+      }
       bool hasAcc = stepOut.count("accuracy") != 0;
       progress.update(s.batch + 1, n, s.lossSum / static_cast<double>(s.rowsSeen),
                       hasAcc ? s.accSum / static_cast<double>(s.rowsSeen) : -1);

@@ -58,6 +58,9 @@ struct TrainerOptions {
   /// Progress bar (a terminal) or one line per epoch; nullopt: decide by isatty(stdout).
   std::optional<bool> progressBar;
   FILE* out = stdout;
+  /// Every this many steps, append the step graph's diagnostic outputs (compiler/training/
+  /// Diagnostics.h: gradient norms and activation statistics) to the metrics file; 0: never.
+  int64_t logGradientsEvery = 0;
   /// Test hook: behave as if SIGINT arrived after this many steps of this run (-1: never).
   int64_t stopAfterSteps = -1;
 };
