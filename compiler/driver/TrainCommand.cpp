@@ -1,6 +1,8 @@
 // `kiln train MODEL` and `kiln evaluate MODEL --checkpoint CKPT`: training runs on real data
 // with checkpoints, resume and pretrained-layer reuse, and test-set evaluation of a checkpoint.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <csignal>
 
 #include "compiler/driver/Args.h"
@@ -96,6 +98,7 @@ int runTrain(const std::vector<std::string>& args) {
   p.option("epochs", "N", "Epochs to train (in total, counting resumed ones)");
   p.option("batch-size", "B", "Mini-batch size (the last, partial batch of an epoch is kept)");
   p.option("seed", "S", "Seed of initializers, dropout and shuffling");
+  p.option("learning-rate", "LR", "The optimizer's (initial) learning rate, e.g. lower to fine-tune unfrozen layers");
   p.flag("no-shuffle", "Visit the training rows in file order");
   p.option("train-limit", "N", "Train on the first N rows of the training portion (after the split and filter)");
   p.option("patience", "N", "Early stopping: stop after N epochs without a lower val_loss and restore the best "
@@ -153,7 +156,18 @@ int runTrain(const std::vector<std::string>& args) {
 
   rt::DataSplits splits;
   if (std::string e = rt::loadDataSplits(data, &splits); !e.empty()) return fail(Error::msg(e));
+  double learningRate = -1;
+  if (p.has("learning-rate")) {
+    char* end = nullptr;
+    learningRate = std::strtod(p.get("learning-rate").c_str(), &end);
+    if (end == p.get("learning-rate").c_str() || *end != '\0' || !(learningRate > 0) || !std::isfinite(learningRate)) {
+      std::fprintf(stderr, "kiln train: --learning-rate takes a positive number, found '%s'\n",
+                   p.get("learning-rate").c_str());
+      return 2;
+    }
+  }
   auto adjust = [&](frontend::TrainingSpec& spec) {
+    if (learningRate > 0) spec.optimizer.learningRate = learningRate;
     if (epochs >= 0) spec.epochs = epochs;
     if (batch > 0) spec.batchSize = batch;
     if (seed >= 0) spec.seed = static_cast<uint64_t>(seed);
@@ -163,6 +177,12 @@ int runTrain(const std::vector<std::string>& args) {
   };
   auto model = loadTrainingModel(p.positionals()[0], p.get("freeze"), adjust, totalSteps);
   if (!model) return fail(model.error());
+  if (learningRate > 0 && (model->spec.schedule.kind == frontend::ScheduleKind::PiecewiseConstant ||
+                           model->spec.schedule.kind == frontend::ScheduleKind::OneCycle)) {
+    std::fprintf(stderr, "kiln train: --learning-rate does not apply: the model's %s schedule sets the rates\n",
+                 std::string(frontend::scheduleName(model->spec.schedule.kind)).c_str());
+    return 2;
+  }
   if (!model->frozen.empty()) {
     std::printf("frozen (%zu):", model->frozen.size());
     for (const std::string& n : model->frozen) std::printf(" %s", n.c_str());
