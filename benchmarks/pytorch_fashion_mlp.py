@@ -4,7 +4,7 @@
 The same network: dense 784-300, batch norm, ELU, dense 300-100, batch norm, ELU, dense 100-10,
 batch norm (Keras momentum 0.9 is PyTorch momentum 0.1; Keras epsilon 1e-3), softmax
 cross-entropy, SGD with learning rate 0.01. Prints milliseconds per call (median of the
-repetitions) for inference at batch 1 (eager, and TorchScript frozen and optimized for
+repetitions, wall-clock and CPU time) for inference at batch 1 (eager, and TorchScript frozen and optimized for
 inference), inference at batch 64 and 256 (eager), and one training step at batch 200.
 
 Run: /usr/bin/python3 benchmarks/pytorch_fashion_mlp.py [--threads 1]
@@ -53,16 +53,19 @@ def fashion_mlp():
 
 
 def time_ms(fn, repeat, number):
-    """Median over `repeat` timings of `number` calls each, in ms per call, after a warm-up."""
+    """Median over `repeat` timings of `number` calls each, in ms per call, after a warm-up:
+    (wall-clock, process CPU time). On a loaded machine the CPU time is the steadier figure
+    (with 1 thread it is the time this process ran); Google Benchmark prints both likewise."""
     for _ in range(max(3, number // 10)):
         fn()
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(number):
             fn()
-        samples.append((time.perf_counter() - start) * 1e3 / number)
-    return statistics.median(samples), min(samples), max(samples)
+        wall.append((time.perf_counter() - start) * 1e3 / number)
+        cpu.append((time.process_time() - start_cpu) * 1e3 / number)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main():
@@ -75,8 +78,8 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
 
     def report(name, figures):
-        med, lo, hi = figures
-        print(f"{name:<44} {med:9.4f} ms  (min {lo:.4f}, max {hi:.4f})")
+        wall, cpu = figures
+        print(f"{name:<48} {wall:9.4f} ms wall  {cpu:9.4f} ms CPU")
 
     model = fashion_mlp().eval()
     with torch.inference_mode():
