@@ -7,6 +7,7 @@
 #include "TestUtil.h"
 #include "compiler/passes/Pass.h"
 #include "compiler/passes/Prepare.h"
+#include "compiler/training/Trainer.h"
 #include "compiler/training/TrainingGraph.h"
 #include "frontend/Expand.h"
 
@@ -310,6 +311,27 @@ TEST(PruneFrozen, RegexThatMatchesNothingIsAnError) {
   EXPECT_NE(r.error().str().find("--freeze 'nope/.*' matches no parameter of graph 'fashion_mlp'"),
             std::string::npos)
       << r.error().str();
+}
+
+TEST(PruneFrozen, BadRegexIsAnError) {
+  auto g = fashionGraph();
+  ASSERT_TRUE(g);
+  auto r = passes::freezeParameters(*g, "hidden1/(");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("--freeze 'hidden1/(' is not a regular expression"), std::string::npos)
+      << r.error().str();
+}
+
+TEST(PruneFrozen, TrainerFreezesThroughThePass) {
+  const std::string path = test::sourcePath("examples/transfer_b/transfer_b.model.pbtxt");
+  auto m = loadTrainingModel(path, "hidden1/.*", nullptr, nullptr);
+  ASSERT_TRUE(m) << m.error().str();
+  EXPECT_EQ(m->frozen, (std::vector<std::string>{"hidden1/kernel", "hidden1/bias"}));
+  for (const std::string& t : m->info.trainable) EXPECT_EQ(t.rfind("hidden1/", 0), std::string::npos) << t;
+  auto none = loadTrainingModel(path, "nothing/.*", nullptr, nullptr);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().str().find("--freeze 'nothing/.*' matches no trainable parameter of"), std::string::npos)
+      << none.error().str();
 }
 
 }  // namespace

@@ -121,6 +121,11 @@ std::unique_ptr<Pass> createFoldBatchNorm();             // fold-batch-norm
 std::unique_ptr<Pass> createPruneFrozen();               // prune-frozen
 std::unique_ptr<Pass> createInsertClipping();            // insert-clipping
 
+/// Sets trainable=false on every trainable parameter whose whole name matches `regex`
+/// (ECMAScript) and returns their names; an error if the regex does not compile. prune-frozen
+/// and the trainer's --freeze both use it.
+Expected<std::vector<std::string>> freezeParameters(Graph& g, const std::string& regex);
+
 /// Whether a node draws random numbers keyed by its name (training-mode dropout, alpha dropout,
 /// rrelu): such nodes are never merged, folded or duplicated.
 bool isRandom(const Node& n);

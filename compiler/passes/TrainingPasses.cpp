@@ -8,6 +8,22 @@
 
 namespace kiln::passes {
 
+Expected<std::vector<std::string>> freezeParameters(Graph& g, const std::string& regex) {
+  std::regex re;
+  try {
+    re = std::regex(regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return Error::msg("--freeze '" + regex + "' is not a regular expression: " + e.what());
+  }
+  std::vector<std::string> frozen;
+  for (Node* p : g.parameters())
+    if (std::regex_match(p->name(), re) && p->b("trainable")) {
+      p->setAttr("trainable", false);
+      frozen.push_back(p->name());
+    }
+  return frozen;
+}
+
 namespace {
 
 // Freezing is what prunes: buildTrainingGraph differentiates only with respect to trainable
@@ -20,25 +36,15 @@ class PruneFrozen final : public Pass {
   Expected<bool> run(Graph& g, PassContext& ctx) override {
     if (ctx.freezeRegex.empty())
       return Error::msg("needs the parameters to freeze (--freeze REGEX)");
-    std::regex re;
-    try {
-      re = std::regex(ctx.freezeRegex, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return Error::msg("--freeze '" + ctx.freezeRegex +
-                        "' is not a regular expression: " + e.what());
-    }
-    bool matched = false, changed = false;
-    for (Node* p : g.parameters()) {
-      if (!std::regex_match(p->name(), re)) continue;
-      matched = true;
-      if (!p->b("trainable")) continue;
-      p->setAttr("trainable", false);
-      changed = true;
-    }
-    if (!matched)
-      return Error::msg("--freeze '" + ctx.freezeRegex + "' matches no parameter of graph '" +
-                        g.name() + "'");
-    return changed;
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> frozen, freezeParameters(g, ctx.freezeRegex));
+    if (!frozen.empty()) return true;
+    // Matching only parameters that are frozen already is fine (nothing to do); matching none
+    // is a typo worth reporting.
+    std::regex re(ctx.freezeRegex, std::regex::ECMAScript);
+    for (Node* p : g.parameters())
+      if (std::regex_match(p->name(), re)) return false;
+    return Error::msg("--freeze '" + ctx.freezeRegex + "' matches no parameter of graph '" +
+                      g.name() + "'");
   }
 };
 

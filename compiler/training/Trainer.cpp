@@ -9,8 +9,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
-#include <regex>
 
+#include "compiler/passes/Pass.h"
 #include "compiler/training/Diagnostics.h"
 #include "compiler/training/Progress.h"
 #include "frontend/TrainingMath.h"
@@ -195,17 +195,7 @@ Expected<TrainingModel> loadTrainingModel(const std::string& path, const std::st
   if (adjust) adjust(m.spec);
   KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel st, frontend::loadModelFile(path, frontend::Expansion::Evaluation));
   if (!freezeRegex.empty()) {
-    std::regex re;
-    try {
-      re = std::regex(freezeRegex, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return Error::msg("--freeze '" + freezeRegex + "' is not a regular expression: " + e.what());
-    }
-    for (Node* p : st.graph->parameters())
-      if (std::regex_match(p->name(), re) && p->b("trainable")) {
-        p->setAttr("trainable", false);
-        m.frozen.push_back(p->name());
-      }
+    KILN_ASSIGN_OR_RETURN(m.frozen, passes::freezeParameters(*st.graph, freezeRegex));
     if (m.frozen.empty())
       return Error::msg("--freeze '" + freezeRegex + "' matches no trainable parameter of " + path);
   }
