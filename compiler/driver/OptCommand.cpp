@@ -7,6 +7,7 @@
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/passes/Pass.h"
+#include "compiler/passes/Prepare.h"
 #include "compiler/training/TrainingGraph.h"
 #include "ir/ProtoIO.h"
 
@@ -58,6 +59,10 @@ int runOpt(const std::vector<std::string>& args) {
   p.option("freeze", "REGEX",
            "prune-frozen: freeze the parameters whose name matches (train mode)");
   p.flag("list-passes", "List the registered passes and exit");
+  p.option(
+      "prepare-output", "FILE",
+      "infer: move parameter-only work (folded weights) into a prepare graph written here, run "
+      "once at load time; the printed graph reads its outputs as parameters");
   if (Status s = p.parse(args); !s) {
     std::fprintf(stderr, "%s\n", s.error().str().c_str());
     return 2;
@@ -167,6 +172,19 @@ int runOpt(const std::vector<std::string>& args) {
     if (!r) return fail(r.error());
     header += "# passes " + p.get("passes") + ": " + std::to_string(before) + " -> " +
               std::to_string(g.nodes().size()) + " nodes\n";
+  }
+  if (p.has("prepare-output")) {
+    if (mode != "infer")
+      return fail(
+          Error::msg("kiln opt: --prepare-output applies to --mode infer (training updates its "
+                     "parameters every step, so nothing can be computed once)"));
+    auto prepare = passes::hoistParameterMath(g);
+    if (!prepare) return fail(prepare.error());
+    if (Status s = writeGraphFile(**prepare, p.get("prepare-output")); !s) return fail(s.error());
+    header += "# parameter-only work moved to " + p.get("prepare-output") + " (" +
+              std::to_string((*prepare)->nodes().size()) +
+              " nodes, run once at load): " + std::to_string(g.nodes().size()) +
+              " nodes per prediction\n";
   }
   std::string text = header + graphToText(g);
   if (!p.has("output")) {
