@@ -32,12 +32,13 @@ struct Timing {
   int reps = 0;
 };
 
-/// Times every call in interleaved rounds, so that load from other processes on a shared machine
+/// Times the calls in interleaved rounds, so that load from other processes on a shared machine
 /// hits every variant alike instead of whichever ran at that moment. Each round runs a block of
-/// consecutive calls per variant (about 5 ms worth, at least 2) and records all but the block's
+/// consecutive calls per variant (about 2 ms worth, at least 2) and records all but the block's
 /// first, which refills the caches the other variants evicted: the figures are warm-cache
 /// latencies, as a model serving a stream of requests sees. Warm-up: each call at least 3 times
-/// and 50 ms. Then rounds until every call has 15 samples and 300 ms per call have passed.
+/// and 50 ms. Then rounds until every call has 15 samples and 300 ms of timed calls (at most
+/// 5000 samples).
 std::vector<Timing> measureInterleaved(const std::vector<std::function<void()>>& calls) {
   auto since = [](Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -48,21 +49,24 @@ std::vector<Timing> measureInterleaved(const std::vector<std::function<void()>>&
     int n = 0;
     for (; n < 3 || since(t0) < 0.05; ++n) call();
     double perCall = since(t0) / n;
-    block.push_back(static_cast<int>(std::clamp(0.005 / perCall, 2.0, 200.0)));
+    block.push_back(static_cast<int>(std::clamp(0.002 / perCall, 2.0, 200.0)));
   }
   std::vector<std::vector<double>> samples(calls.size());
-  Clock::time_point t0 = Clock::now();
+  std::vector<double> timed(calls.size(), 0.0);
   auto enough = [&] {
-    for (const auto& v : samples)
-      if (v.size() < 15) return false;
-    return since(t0) >= 0.3 * double(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i)
+      if (samples[i].size() < 5000 && (samples[i].size() < 15 || timed[i] < 0.3)) return false;
+    return true;
   };
-  for (int round = 0; round < 2000 && !enough(); ++round)
+  while (!enough())
     for (size_t i = 0; i < calls.size(); ++i)
       for (int k = 0; k < block[i]; ++k) {
         Clock::time_point a = Clock::now();
         calls[i]();
-        if (k > 0) samples[i].push_back(since(a));
+        double t = since(a);
+        if (k == 0) continue;
+        samples[i].push_back(t);
+        timed[i] += t;
       }
   std::vector<Timing> out;
   for (std::vector<double>& v : samples) {
@@ -300,7 +304,11 @@ int runBench(const std::vector<std::string>& args) {
         r.lastStatus = jit->predict(batch, r.in.data(), r.outs.data(), r.ps.data(), r.arena.get());
       });
     }
-    std::vector<Timing> timings = measureInterleaved(calls);
+    // The interpreter is only a reference and ~100x slower: timed on its own, so the compiled
+    // variants' rounds stay short.
+    std::vector<Timing> timings = measureInterleaved({calls[0]});
+    std::vector<Timing> compiled = measureInterleaved({calls.begin() + 1, calls.end()});
+    timings.insert(timings.end(), compiled.begin(), compiled.end());
     double unfusedMedian = 0;
     for (size_t i = 0; i < variants.size(); ++i) {
       const Variant& v = variants[i];
