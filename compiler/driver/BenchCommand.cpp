@@ -17,6 +17,7 @@
 #include "compiler/interpreter/Interpreter.h"
 #include "compiler/passes/Pass.h"
 #include "compiler/passes/Prepare.h"
+#include "compiler/training/TrainingGraph.h"
 #include "ir/ProtoIO.h"
 #include "ir/Verifier.h"
 
@@ -128,6 +129,103 @@ double maxRelDiff(const std::map<std::string, Tensor>& a, const std::map<std::st
   return worst;
 }
 
+/// One table row (or JSON line). `speedup` <= 0 prints "-"; `compileSeconds` < 0 too.
+void printRow(bool json, const std::string& model, const std::string& variant, int64_t batch,
+              const Timing& t, double speedup, double compileSeconds, size_t nodes, int loops) {
+  double perSecond = double(batch) / t.median;
+  if (json) {
+    std::printf(
+        "{\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%lld,\"median_s\":%.9g,\"p10_s\":%.9g,"
+        "\"p90_s\":%.9g,\"reps\":%d,\"samples_per_s\":%.6g,\"speedup_vs_unfused\":%.4g,"
+        "\"compile_s\":%.6g,\"nodes\":%zu,\"loops\":%d,\"threads\":%d}\n",
+        model.c_str(), variant.c_str(), static_cast<long long>(batch), t.median, t.p10, t.p90,
+        t.reps, perSecond, speedup, compileSeconds, nodes, loops, kiln_rt_get_num_threads());
+  } else {
+    char spread[64], speed[16] = "-", compile[16] = "-";
+    std::snprintf(spread, sizeof spread, "%.2f-%.2f us", t.p10 * 1e6, t.p90 * 1e6);
+    if (speedup > 0) std::snprintf(speed, sizeof speed, "%.2fx", speedup);
+    if (compileSeconds >= 0)
+      std::snprintf(compile, sizeof compile, "%.0f ms", compileSeconds * 1e3);
+    std::printf("%-18s %6lld %10.2f us %20s %12.0f %9s %10s\n", variant.c_str(),
+                static_cast<long long>(batch), t.median * 1e6, spread, perSecond, speed, compile);
+  }
+  std::fflush(stdout);
+}
+
+/// --mode train: one training step per call. Until the compiled training step lands, the
+/// variants are the interpreter on the step as built and on the step after the training
+/// pipeline's clean-ups (the same results, checked).
+int benchTraining(const std::string& path, const std::vector<int64_t>& sizes, uint64_t seed,
+                  bool json, const passes::PassManagerOptions& pmo) {
+  auto fail = [](const Error& e) {
+    std::fprintf(stderr, "%s\n", e.str().c_str());
+    return 1;
+  };
+  struct TrainVariant {
+    std::string name;
+    std::unique_ptr<Graph> graph;
+    double passSeconds = -1;
+  };
+  std::vector<TrainVariant> variants;
+  for (bool clean : {false, true}) {
+    auto m = loadAnyModel(path, frontend::Expansion::Evaluation);
+    if (!m) return fail(m.error());
+    if (!m->model.training)
+      return fail(Error::msg(path + ": --mode train needs a model file with a training block"));
+    TrainVariant v;
+    v.name = clean ? "interpreter+passes" : "interpreter";
+    v.graph = std::move(m->model.graph);
+    auto info = buildTrainingGraph(*v.graph, *m->model.training, {});
+    if (!info) return fail(info.error());
+    if (clean) {
+      Clock::time_point t0 = Clock::now();
+      passes::PassManager pm(pmo);
+      passes::buildTrainingPipeline(pm);
+      if (auto r = pm.run(*v.graph); !r) return fail(r.error());
+      v.passSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    variants.push_back(std::move(v));
+  }
+  const Graph& ref = *variants[0].graph;
+  Interpreter init(ref);
+  if (Status s = init.initializeParameters(seed); !s) return fail(s.error());
+  if (!json)
+    std::printf(
+        "%s training step: %zu nodes, %zu after the training pipeline; the compiled step is not in "
+        "this build yet (interpreter only)\n%-18s %6s %13s %20s %12s %9s %10s\n",
+        ref.name().c_str(), ref.nodes().size(), variants[1].graph->nodes().size(), "variant",
+        "batch", "median", "p10-p90", "samples/s", "speed-up", "passes");
+  std::mt19937_64 rng(seed + 1);
+  for (int64_t batch : sizes) {
+    std::map<std::string, Tensor> inputs;
+    for (Node* n : ref.inputs()) inputs[n->name()] = randomInput(n->result()->type(), batch, rng);
+    std::vector<std::unique_ptr<Interpreter>> interps;
+    std::vector<std::map<std::string, Tensor>> results;
+    std::vector<std::function<void()>> calls;
+    for (TrainVariant& v : variants) {
+      interps.push_back(std::make_unique<Interpreter>(*v.graph));
+      Interpreter& in = *interps.back();
+      for (Node* q : v.graph->parameters())
+        if (Status s = in.setParameter(q->name(), *init.parameter(q->name())); !s)
+          return fail(s.error());
+      auto out = in.run(inputs);
+      if (!out) return fail(out.error());
+      results.push_back(std::move(*out));
+      calls.push_back([&in, &inputs] { (void)in.run(inputs); });
+    }
+    if (double diff = maxRelDiff(results[0], results[1]); !(diff <= 1e-4))
+      return fail(Error::msg(
+          "kiln bench: the training step after passes disagrees with the step as built: max "
+          "relative difference " +
+          std::to_string(diff)));
+    std::vector<Timing> t = measureInterleaved(calls);
+    for (size_t i = 0; i < variants.size(); ++i)
+      printRow(json, ref.name(), variants[i].name, batch, t[i], i ? t[0].median / t[i].median : 0,
+               variants[i].passSeconds, variants[i].graph->nodes().size(), 0);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int runBench(const std::vector<std::string>& args) {
@@ -142,7 +240,8 @@ int runBench(const std::vector<std::string>& args) {
       "                at load time by the prepare graph, not timed\n"
       "Each compiled variant's outputs are checked against the interpreter first. Prints the\n"
       "median latency per call (p10-p90 spread), samples/s, speed-up over 'unfused' and\n"
-      "compile time.");
+      "compile time. --mode train times one training step per call: today the interpreter on\n"
+      "the step as built and after the training pipeline (the compiled step is not in yet).");
   p.positional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("batch-sizes", "N,N,...", "Batch sizes to time", "1,64,256");
   p.option("threads", "N",
@@ -174,11 +273,7 @@ int runBench(const std::vector<std::string>& args) {
     return fail(Error::msg("kiln bench: --threads takes an integer from 1 to 256, found '" +
                            p.get("threads") + "'"));
   kiln_rt_set_num_threads(static_cast<int>(threads));
-  if (p.get("mode") == "train")
-    return fail(Error::msg(
-        "kiln bench: --mode train needs the compiled training step (codegen of training "
-        "graphs), which has not landed yet; time the interpreter's step with kiln train"));
-  if (p.get("mode") != "infer")
+  if (p.get("mode") != "infer" && p.get("mode") != "train")
     return fail(
         Error::msg("kiln bench: --mode must be infer or train, found '" + p.get("mode") + "'"));
   const bool json = p.has("json");
@@ -187,6 +282,8 @@ int runBench(const std::vector<std::string>& args) {
   passes::PassManagerOptions pmo;
   for (const std::string& d : p.getAll("disable-pass")) pmo.disabled.insert(d);
   if (Status s = passes::PassManager(pmo).checkDisabled(); !s) return fail(s.error());
+
+  if (p.get("mode") == "train") return benchTraining(p.positionals()[0], sizes, seed, json, pmo);
 
   auto load = [&]() { return loadModel(p.positionals()[0]); };
   auto base = load();
@@ -250,7 +347,7 @@ int runBench(const std::vector<std::string>& args) {
     std::printf(
         "%s: %zu nodes (after passes: %zu fused, %zu folded); stored loops: %d unfused, %d fused, "
         "%d folded; %d thread(s)\n"
-        "%-13s %6s %13s %20s %12s %9s %10s\n",
+        "%-18s %6s %13s %20s %12s %9s %10s\n",
         ref.name().c_str(), variants[0].nodes, variants[2].nodes, variants[3].nodes,
         variants[1].loops, variants[2].loops, variants[3].loops, kiln_rt_get_num_threads(),
         "variant", "batch", "median", "p10-p90", "samples/s", "speed-up", "compile");
@@ -318,25 +415,8 @@ int runBench(const std::vector<std::string>& args) {
                                v.jit->statusMessage(runners[i]->lastStatus)));
       if (v.name == "unfused") unfusedMedian = t.median;
       double speedup = unfusedMedian > 0 && v.jit ? unfusedMedian / t.median : 0;
-      double perSecond = double(batch) / t.median;
-      if (json) {
-        std::printf(
-            "{\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%lld,\"median_s\":%.9g,\"p10_s\":%.9g,"
-            "\"p90_s\":%.9g,\"reps\":%d,\"samples_per_s\":%.6g,\"speedup_vs_unfused\":%.4g,"
-            "\"compile_s\":%.6g,\"nodes\":%zu,\"loops\":%d,\"threads\":%d}\n",
-            ref.name().c_str(), v.name.c_str(), static_cast<long long>(batch), t.median, t.p10,
-            t.p90, t.reps, perSecond, speedup, v.compileSeconds, v.nodes, v.loops,
-            kiln_rt_get_num_threads());
-      } else {
-        char spread[64], speed[16], compile[16];
-        std::snprintf(spread, sizeof spread, "%.2f-%.2f us", t.p10 * 1e6, t.p90 * 1e6);
-        std::snprintf(speed, sizeof speed, v.jit ? "%.2fx" : "-", speedup);
-        std::snprintf(compile, sizeof compile, v.jit ? "%.0f ms" : "-", v.compileSeconds * 1e3);
-        std::printf("%-13s %6lld %10.2f us %20s %12.0f %9s %10s\n", v.name.c_str(),
-                    static_cast<long long>(batch), t.median * 1e6, spread, perSecond, speed,
-                    compile);
-      }
-      std::fflush(stdout);
+      printRow(json, ref.name(), v.name, batch, t, v.jit ? speedup : 0,
+               v.jit ? v.compileSeconds : -1, v.nodes, v.loops);
     }
   }
   return 0;
