@@ -127,6 +127,25 @@ TEST(PassManager, DisabledPassDoesNotRun) {
   for (const passes::PassRun& r : pm.history()) EXPECT_NE(r.pass, "dce");
 }
 
+TEST(PassManager, PrintAfterAllShowsEachChangingPass) {
+  auto g = test::parseVerified(kSmall);
+  ASSERT_TRUE(g);
+  std::FILE* out = std::tmpfile();
+  ASSERT_TRUE(out);
+  PassManagerOptions o = verifying();
+  o.printAfterAll = out;
+  PassManager pm(o);
+  passes::addCleanups(pm);
+  ASSERT_TRUE(pm.run(*g));
+  std::rewind(out);
+  std::string text;
+  for (int c; (c = std::fgetc(out)) != EOF;) text += char(c);
+  std::fclose(out);
+  EXPECT_NE(text.find("# ---- after simplify: 3 nodes\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# ---- after dce: 1 nodes\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("after cse"), std::string::npos) << "cse changed nothing, so it prints nothing";
+}
+
 // ---- Batch-norm folding on the fashion_mlp graph, with random weights and statistics ------
 
 std::unique_ptr<Graph> fashionGraph() {
