@@ -2,6 +2,7 @@
 // and result types — keeping the first in topological order. The training step graph needs it:
 // each parameter's optimizer update rebuilds the same scalars (1 - beta, bias corrections, ...).
 // Random nodes are never merged: their draws are keyed by their own name.
+#include <algorithm>
 #include <map>
 
 #include "compiler/passes/Pass.h"
@@ -10,11 +11,28 @@ namespace kiln::passes {
 
 namespace {
 
+/// Ops whose two operands can be swapped without changing the result (same broadcast shape
+/// either way): add(a, b) and add(b, a) are one value.
+bool isCommutative(OpKind op) {
+  switch (op) {
+    case OpKind::Add:
+    case OpKind::Mul:
+    case OpKind::Maximum:
+    case OpKind::Minimum:
+    case OpKind::Equal:
+    case OpKind::NotEqual: return true;
+    default: return false;
+  }
+}
+
 std::string keyOf(const Node& n) {
   std::string k(n.opName());
   k += '(';
-  for (const Value* v : n.operands()) {
-    k += std::to_string(reinterpret_cast<uintptr_t>(v));
+  std::vector<uintptr_t> ids;
+  for (const Value* v : n.operands()) ids.push_back(reinterpret_cast<uintptr_t>(v));
+  if (isCommutative(n.op())) std::sort(ids.begin(), ids.end());
+  for (uintptr_t id : ids) {
+    k += std::to_string(id);
     k += ',';
   }
   k += ')';
