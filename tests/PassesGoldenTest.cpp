@@ -27,6 +27,9 @@ struct GoldenCase {
   fs::path input, expected;
 };
 
+// gtest prints a failing parameter with this (instead of its bytes).
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.input.string(); }
+
 std::vector<GoldenCase> allCases() {
   std::vector<GoldenCase> out;
   fs::path root = test::sourcePath("tests/golden");

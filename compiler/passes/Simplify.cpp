@@ -11,6 +11,7 @@
 //   reshape/flatten(reshape/flatten(x))   -> reshape(x) (only the final shape matters)
 //   reshape/flatten(x) of x's own shape   -> x
 //   cast(x) to x's dtype                  -> x
+//   dropout/alpha_dropout(x), inference   -> x   (both are the identity outside training)
 #include <numeric>
 
 #include "compiler/passes/Pass.h"
@@ -80,6 +81,8 @@ class Simplify final : public Pass {
       case OpKind::Neg:
         if (n.operand(0)->node()->op() == OpKind::Neg) return n.operand(0)->node()->operand(0);
         return nullptr;
+      case OpKind::Dropout:
+      case OpKind::AlphaDropout: return n.b("training") ? nullptr : n.operand(0);
       case OpKind::Cast: return operandIf(0, n.operand(0)->type().dtype == n.dtype("dtype"));
       case OpKind::Transpose: {
         Value* x = n.operand(0);
