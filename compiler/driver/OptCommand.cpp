@@ -44,7 +44,7 @@ int runOpt(const std::vector<std::string>& args) {
               "         gradients, clipping, optimizer updates, constraints, batch-norm moving\n"
               "         averages; its outputs are the new value of every piece of state\n"
               "--passes runs graph passes on it first ('default': the mode's pipeline: clean-ups,\n"
-              "plus fold-batch-norm for infer; insert-clipping and clean-ups for train).\n"
+              "plus fold-batch-norm for infer and eval; insert-clipping and clean-ups for train).\n"
               "A .pb output path writes binary protobuf.");
   p.optionalPositional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("mode", "infer|eval|train", "Which graph to build", "infer");
@@ -105,13 +105,12 @@ int runOpt(const std::vector<std::string>& args) {
   const bool defaultPipeline = names.size() == 1 && names[0] == "default";
   bool wantsClipping = defaultPipeline && mode == "train";
   if (defaultPipeline) {
-    if (mode == "infer")
-      passes::buildInferencePipeline(pm);
-    else if (mode == "train") {
+    if (mode == "train") {
       pm.add(passes::createInsertClipping());
       passes::buildTrainingPipeline(pm);
     } else {
-      passes::addCleanups(pm);
+      // Evaluation runs batch norm and dropout in inference form too, so it folds the same way.
+      passes::buildInferencePipeline(pm);
     }
   } else {
     for (const std::string& n : names) {
