@@ -12,25 +12,48 @@ extern "C" {
 #endif
 
 /* ---- Entry points of a compiled graph NAME (one set per graph) --------------------------------
-   int32_t NAME_predict(int64_t batch, const void* const* inputs, void* const* outputs,
-                        void* const* params, void* arena);
+   SYMBOL is NAME_ENTRY, ENTRY chosen by whoever compiles the graph: "predict" (inference graphs,
+   the default), "train_step" (training-step graphs), "evaluate" (evaluation graphs).
+
+   int32_t SYMBOL(int64_t batch, const void* const* inputs, void* const* outputs,
+                  void* const* params, void* arena, uint64_t seed, int64_t step);
      batch    the size of the batch dimension (-1 in the graph's shapes), >= 1.
      inputs   one pointer per graph input, in the graph's input order: dense row-major data of the
               input's dtype with the batch dimension bound (bool is one byte, 0 or 1).
-     outputs  one pointer per graph output, in the graph's output order, same layout; written.
-     params   one pointer per parameter, in the graph's parameter order (read only in inference).
-     arena    NAME_arena_size(batch) bytes, aligned to KILN_ARENA_ALIGNMENT, for every
+     outputs  one pointer per returned graph output, in the graph's output order, same layout;
+              written. For inference and evaluation graphs that is every output; for a
+              training-step graph compiled to update its state, the outputs that update state
+              (see below) are left out of this array.
+     params   one pointer per parameter, in the graph's parameter order. Read only, except that a
+              training-step graph compiled to update its state writes the new values into them.
+     arena    SYMBOL_arena_size(batch) bytes, aligned to KILN_ARENA_ALIGNMENT, for every
               intermediate; its contents need not be kept between calls.
+     seed, step  key every random number (dropout, alpha dropout and rrelu masks) exactly as the
+              interpreter does: node n draws from runtime/Random.h's
+              RandomStream::forStep(seed, n's name, step), so a compiled step and an interpreted
+              one with the same seed and step use the same masks. Graphs without random ops
+              ignore both.
      Returns 0, or the 1-based id of a failed run-time check (id 1: batch < 1; others: a label
-     outside the classes, an integer division by zero, a cast out of range); the outputs are
-     then unspecified. The generated code itself allocates nothing.
-   int64_t NAME_arena_size(int64_t batch);   bytes of arena a call with this batch needs. */
-typedef int32_t (*kiln_predict_fn)(int64_t batch, const void* const* inputs, void* const* outputs,
-                                   void* const* params, void* arena);
+     outside the classes, an integer division by zero, a cast out of range); the outputs (and the
+     state, for a training step) are then unspecified. The generated code allocates nothing.
+   int64_t SYMBOL_arena_size(int64_t batch);   bytes of arena a call with this batch needs.
+
+   State updates (training steps): a training-step graph returns the new value of each state
+   tensor (weights, optimizer slots "<param>/<slot>", batch-norm moving statistics, the step
+   counter "train/step", ...) as an output named after the parameter. Compiled to update state,
+   such an output is not returned: the entry point writes it into params[i] of the parameter of
+   that name, after every read of the old value (an update that would overwrite a value a later
+   loop still reads is computed into the arena and copied in at the end), so after a successful
+   call params hold the state of the next step. The compiler lists which outputs are returned and
+   which update state (kiln::codegen::LoweredGraph). */
+typedef int32_t (*kiln_entry_fn)(int64_t batch, const void* const* inputs, void* const* outputs,
+                                 void* const* params, void* arena, uint64_t seed, int64_t step);
 typedef int64_t (*kiln_arena_size_fn)(int64_t batch);
 
 #define KILN_ARENA_ALIGNMENT 64
-#define KILN_PREDICT_SUFFIX "_predict"
+#define KILN_ENTRY_PREDICT "predict"
+#define KILN_ENTRY_TRAIN_STEP "train_step"
+#define KILN_ENTRY_EVALUATE "evaluate"
 #define KILN_ARENA_SIZE_SUFFIX "_arena_size"
 
 /* ---- Runtime kernels --------------------------------------------------------------------------

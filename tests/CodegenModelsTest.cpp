@@ -139,10 +139,10 @@ TEST(CodegenModels, PredictionMakesNoHeapAllocation) {
     void* arena = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(arenaBytes.data()) + 63) / 64 * 64);
     const void* in[] = {x.raw()};
     void* out[] = {y.raw()};
-    ASSERT_EQ((*jit)->predict(batch, in, out, params.data(), arena), 0);  // warms the workspace
+    ASSERT_EQ((*jit)->call(batch, in, out, params.data(), arena), 0);  // warms the workspace
     gAllocations = 0;
     gCounting = true;
-    int32_t status = (*jit)->predict(batch, in, out, params.data(), arena);
+    int32_t status = (*jit)->call(batch, in, out, params.data(), arena);
     gCounting = false;
     EXPECT_EQ(status, 0);
     EXPECT_EQ(gAllocations, 0) << "heap allocations in a prediction at batch " << batch << " with "

@@ -49,7 +49,7 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
   initializeNativeTarget();
   std::unique_ptr<JitGraph> jg(new JitGraph(g));
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx, "", opts.schedule));
+  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx, /*name=*/"", opts.schedule, opts.entry));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm, createHostTargetMachine(opts.optLevel));
   optimizeModule(*lowered.module, *tm, opts.optLevel);
   if (opts.keepIR) {
@@ -80,11 +80,11 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
 
   if (auto e = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(lowered.module), std::move(ctx))))
     return llvmError("cannot add the module to the JIT", std::move(e));
-  auto predict = (*jit)->lookup(lowered.predictSymbol);
-  if (!predict) return llvmError("cannot compile " + lowered.predictSymbol, predict.takeError());
+  auto entry = (*jit)->lookup(lowered.entrySymbol);
+  if (!entry) return llvmError("cannot compile " + lowered.entrySymbol, entry.takeError());
   auto arena = (*jit)->lookup(lowered.arenaSizeSymbol);
   if (!arena) return llvmError("cannot compile " + lowered.arenaSizeSymbol, arena.takeError());
-  jg->predict_ = predict->toPtr<kiln_predict_fn>();
+  jg->entry_ = entry->toPtr<kiln_entry_fn>();
   jg->arenaSize_ = arena->toPtr<kiln_arena_size_fn>();
   jg->jit_ = std::move(*jit);
   jg->compileSeconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -137,7 +137,7 @@ Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string
   int64_t bytes = arenaSize(batch);
   size_t alloc = static_cast<size_t>((bytes + KILN_ARENA_ALIGNMENT) / KILN_ARENA_ALIGNMENT * KILN_ARENA_ALIGNMENT);
   std::unique_ptr<void, decltype(&std::free)> arena(std::aligned_alloc(KILN_ARENA_ALIGNMENT, alloc), &std::free);
-  int32_t status = predict(batch, in.data(), outPtrs.data(), ps.data(), arena.get());
+  int32_t status = call(batch, in.data(), outPtrs.data(), ps.data(), arena.get());
   if (status != 0) return Error::msg(statusMessage(status));
   std::map<std::string, Tensor> result;
   for (size_t i = 0; i < outs.size(); ++i) result[g_.outputs()[i].name] = std::move(outs[i]);

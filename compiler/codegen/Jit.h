@@ -25,27 +25,30 @@ struct JitOptions {
   bool keepIR = false;
   /// Fusion decisions (kiln bench turns fusion off to measure it).
   ScheduleOptions schedule;
+  /// The entry point's suffix (runtime/KilnABI.h): KILN_ENTRY_PREDICT, _TRAIN_STEP, _EVALUATE.
+  std::string entry = KILN_ENTRY_PREDICT;
 };
 
 class JitGraph {
  public:
-  /// Compiles `g` (verified; inference form), which must outlive the result.
+  /// Compiles `g` (verified), which must outlive the result.
   static Expected<std::unique_ptr<JitGraph>> compile(const Graph& g, const JitOptions& opts = {});
   ~JitGraph();
 
-  /// The raw entry point (runtime/KilnABI.h). Inputs, outputs and parameters in the graph's order.
-  int32_t predict(int64_t batch, const void* const* inputs, void* const* outputs,
-                  void* const* params, void* arena) const {
-    return predict_(batch, inputs, outputs, params, arena);
+  /// The raw entry point (runtime/KilnABI.h). Inputs, outputs and parameters in the graph's
+  /// order; seed and step key the random numbers (ignored by graphs without random ops).
+  int32_t call(int64_t batch, const void* const* inputs, void* const* outputs, void* const* params,
+               void* arena, uint64_t seed = 0, int64_t step = 0) const {
+    return entry_(batch, inputs, outputs, params, arena, seed, step);
   }
   int64_t arenaSize(int64_t batch) const { return arenaSize_(batch); }
   const MemoryPlan& memoryPlan() const { return plan_; }
-  /// Loops the predict function stores (fused elementwise groups count once).
+  /// Loops the entry point stores (fused elementwise groups count once).
   int storedNodes() const { return storedNodes_; }
   const std::string& optimizedIR() const { return ir_; }
   /// Seconds spent lowering, optimizing and generating machine code.
   double compileSeconds() const { return compileSeconds_; }
-  /// The text of a nonzero status returned by predict().
+  /// The text of a nonzero status returned by call().
   std::string statusMessage(int32_t status) const;
 
   /// Runs on tensors, checked like Interpreter::run (the batch binds to the inputs); parameters
@@ -57,7 +60,7 @@ class JitGraph {
   explicit JitGraph(const Graph& g);
   const Graph& g_;
   std::unique_ptr<llvm::orc::LLJIT> jit_;
-  kiln_predict_fn predict_ = nullptr;
+  kiln_entry_fn entry_ = nullptr;
   kiln_arena_size_fn arenaSize_ = nullptr;
   MemoryPlan plan_;
   std::vector<std::string> checkMessages_;

@@ -1,4 +1,4 @@
-// Lowering of a graph to LLVM IR: the predict function's prologue (pointers to inputs, outputs,
+// Lowering of a graph to LLVM IR: the entry point's prologue (pointers to inputs, outputs,
 // parameters and arena slots), one emitted node after another, copies for outputs that are
 // leaves, and the arena-size function.
 #include "compiler/codegen/Lowering.h"
@@ -20,11 +20,11 @@ std::string cIdentifier(const std::string& name) {
 }
 
 Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name,
-                                  const ScheduleOptions& schedule) {
+                                  const ScheduleOptions& schedule, std::string entry) {
   LoweredGraph out;
   out.name = cIdentifier(name.empty() ? g.name() : name);
-  out.predictSymbol = out.name + KILN_PREDICT_SUFFIX;
-  out.arenaSizeSymbol = out.name + KILN_ARENA_SIZE_SUFFIX;
+  out.entrySymbol = out.name + "_" + cIdentifier(entry);
+  out.arenaSizeSymbol = out.entrySymbol + KILN_ARENA_SIZE_SUFFIX;
   KILN_ASSIGN_OR_RETURN(out.schedule, scheduleGraph(g, schedule));
   out.plan = planMemory(g, out.schedule);
   out.module = std::make_unique<llvm::Module>(out.name, ctx);
@@ -43,10 +43,11 @@ Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::s
                             b.CreateMul(f->getArg(0), b.getInt64(static_cast<uint64_t>(out.plan.perBatchBytes)))));
   }
 
-  auto* fty = llvm::FunctionType::get(b.getInt32Ty(), {i64, ptr, ptr, ptr, ptr}, false);
-  auto* fn = llvm::Function::Create(fty, llvm::GlobalValue::ExternalLinkage, out.predictSymbol, m);
-  const char* argNames[] = {"batch", "inputs", "outputs", "params", "arena"};
-  for (unsigned i = 0; i < 5; ++i) fn->getArg(i)->setName(argNames[i]);
+  // The kiln_entry_fn signature (runtime/KilnABI.h).
+  auto* fty = llvm::FunctionType::get(b.getInt32Ty(), {i64, ptr, ptr, ptr, ptr, i64, i64}, false);
+  auto* fn = llvm::Function::Create(fty, llvm::GlobalValue::ExternalLinkage, out.entrySymbol, m);
+  const char* argNames[] = {"batch", "inputs", "outputs", "params", "arena", "seed", "step"};
+  for (unsigned i = 0; i < 7; ++i) fn->getArg(i)->setName(argNames[i]);
   fn->addFnAttr(llvm::Attribute::NoUnwind);
   llvm::BasicBlock* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
   llvm::Value* batch = fn->getArg(0);

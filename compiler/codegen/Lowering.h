@@ -1,5 +1,5 @@
-// Lowering of a verified inference graph to an LLVM module with the C entry points of
-// runtime/KilnABI.h: NAME_predict and NAME_arena_size.
+// Lowering of a verified graph to an LLVM module with the C entry points of runtime/KilnABI.h:
+// NAME_ENTRY (NAME_predict, NAME_train_step, ...) and NAME_ENTRY_arena_size.
 #pragma once
 
 #include <llvm/IR/LLVMContext.h>
@@ -11,6 +11,7 @@
 
 #include "compiler/codegen/MemoryPlan.h"
 #include "ir/Graph.h"
+#include "runtime/KilnABI.h"
 
 namespace kiln::codegen {
 
@@ -19,19 +20,23 @@ struct LoweredGraph {
   std::unique_ptr<llvm::Module> module;
   /// The symbol prefix: NAME in NAME_predict (the graph name made a C identifier).
   std::string name;
-  std::string predictSymbol, arenaSizeSymbol;
+  /// NAME_ENTRY (the entry point) and NAME_ENTRY_arena_size.
+  std::string entrySymbol, arenaSizeSymbol;
   Schedule schedule;
   MemoryPlan plan;
-  /// Message of each run-time check, by id - 1 (the predict function returns the id).
+  /// Message of each run-time check, by id - 1 (the entry point returns the id).
   std::vector<std::string> checkMessages;
   /// How many loops the predict function stores (fused groups plus kernels): for reports.
   int storedNodes = 0;
 };
 
-/// Lowers `g` (verified; inference form) into a new module of `ctx`. `name` overrides the
-/// graph's name as the symbol prefix. Errors name the node the lowering cannot handle.
+/// Lowers `g` (verified) into a new module of `ctx`, with the entry point NAME_`entry`
+/// (KILN_ENTRY_PREDICT, KILN_ENTRY_TRAIN_STEP, KILN_ENTRY_EVALUATE). `name` overrides the graph's
+/// name as the symbol prefix; `schedule` sets the fusion decisions. Errors name the node the
+/// lowering cannot handle.
 Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::string name = "",
-                                  const ScheduleOptions& schedule = {});
+                                  const ScheduleOptions& schedule = {},
+                                  std::string entry = KILN_ENTRY_PREDICT);
 
 /// `name` as a C identifier: other characters become '_', a leading digit gets a '_' prefix.
 std::string cIdentifier(const std::string& name);

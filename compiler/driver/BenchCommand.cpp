@@ -398,7 +398,7 @@ int runBench(const std::vector<std::string>& args) {
       r.arena.reset(std::aligned_alloc(KILN_ARENA_ALIGNMENT, alloc));
       const codegen::JitGraph* jit = v.jit.get();
       calls.push_back([&r, jit, batch] {
-        r.lastStatus = jit->predict(batch, r.in.data(), r.outs.data(), r.ps.data(), r.arena.get());
+        r.lastStatus = jit->call(batch, r.in.data(), r.outs.data(), r.ps.data(), r.arena.get());
       });
     }
     // The interpreter is only a reference and ~100x slower: timed on its own, so the compiled
