@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "CodegenTestUtil.h"
+#include "compiler/codegen/JitExecutor.h"
+#include "compiler/training/Trainer.h"
 #include "frontend/Expand.h"
 #include "ir/Builder.h"
 
@@ -149,6 +151,45 @@ TEST(CodegenModels, PredictionMakesNoHeapAllocation) {
                                << threads << " threads";
   }
   kiln_rt_set_num_threads(savedThreads);
+}
+
+// A compiled training step (batch norm statistics, gradients, SGD, state written back into the
+// parameters) allocates nothing either.
+TEST(CodegenModels, TrainingStepMakesNoHeapAllocation) {
+  for (const char* model : {"examples/fashion_mlp/fashion_mlp.model.pbtxt",
+                            "examples/fashion_regularized/fashion_regularized.model.pbtxt"}) {
+    auto m = loadTrainingModel(test::sourcePath(model), "", nullptr, nullptr);
+    ASSERT_TRUE(m) << m.error().str();
+    auto exec = codegen::JitExecutor::create(*m->stepGraph, /*updatesState=*/true, /*seed=*/1);
+    ASSERT_TRUE(exec) << exec.error().str();
+    ASSERT_TRUE((*exec)->initialize(3));
+    const codegen::JitGraph& jit = (*exec)->compiled();
+    ASSERT_FALSE(jit.stateUpdates().empty());
+    Interpreter interp(*m->stepGraph);
+    ASSERT_TRUE(interp.initializeParameters(/*seed=*/3));
+    std::vector<void*> params;
+    for (Node* p : m->stepGraph->parameters()) params.push_back(const_cast<void*>(interp.parameter(p->name())->raw()));
+    const int64_t batch = 64;
+    std::vector<Tensor> ins, outs;
+    for (Node* n : m->stepGraph->inputs()) ins.emplace_back(n->result()->type().dtype, bindBatch(n->result()->type().shape, batch));
+    for (size_t i : jit.returnedOutputs()) {
+      const TensorType& t = m->stepGraph->outputs()[i].value->type();
+      outs.emplace_back(t.dtype, bindBatch(t.shape, batch));
+    }
+    std::vector<const void*> in;
+    std::vector<void*> out;
+    for (Tensor& t : ins) in.push_back(t.raw());
+    for (Tensor& t : outs) out.push_back(t.raw());
+    std::vector<unsigned char> arenaBytes(static_cast<size_t>(jit.arenaSize(batch) + 64));
+    void* arena = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(arenaBytes.data()) + 63) / 64 * 64);
+    ASSERT_EQ(jit.call(batch, in.data(), out.data(), params.data(), arena, /*seed=*/1, /*step=*/0), 0);
+    gAllocations = 0;
+    gCounting = true;
+    int32_t status = jit.call(batch, in.data(), out.data(), params.data(), arena, /*seed=*/1, /*step=*/1);
+    gCounting = false;
+    EXPECT_EQ(status, 0) << jit.statusMessage(status);
+    EXPECT_EQ(gAllocations, 0) << "heap allocations in a training step of " << model;
+  }
 }
 #endif
 

@@ -267,19 +267,5 @@ TEST(CodegenOpCoverage, EveryForwardOpHasACase) {
   for (const OpDef& d : allOpDefs()) EXPECT_TRUE(seen.count(d.kind)) << "no codegen case for op " << d.name;
 }
 
-// Ops whose training form is random or uses batch statistics are refused, naming the node.
-TEST(CodegenOpCoverage, TrainingModeIsRejectedWithTheNode) {
-  Graph g("train");
-  Builder b(g);
-  Value* x = b.input("x", F32, {-1, 4});
-  g.addOutput("y", b.op(OpKind::Dropout, {x}, {{"rate", 0.5}, {"training", true}}, "drop"));
-  ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(verifyGraph(g));
-  auto jit = codegen::JitGraph::compile(g);
-  ASSERT_FALSE(jit);
-  EXPECT_NE(jit.error().str().find("drop"), std::string::npos) << jit.error().str();
-  EXPECT_NE(jit.error().str().find("training mode"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace kiln

@@ -146,8 +146,20 @@ Value* FunctionEmitter::elementwise(const Node& n, unsigned result, Index& idx) 
       Value* x = operand(0);
       return b_.CreateSelect(b_.CreateFCmpOLT(x, cf(0)), cf(0), x);
     }
-    case OpKind::LeakyRelu:
-    case OpKind::RRelu: {
+    case OpKind::RRelu:
+      if (n.b("training")) {
+        // z < 0 ? T(α) z : z with α = lower + (upper − lower)·u_i in double (the interpreter's
+        // rreluKernel); draw i is the element's row-major index in the result.
+        Value* x = operand(0);
+        double lower = n.f("lower"), upper = n.f("upper");
+        Value* u = uniform(n, linearOf(idx, out));
+        Value* alpha = b_.CreateFAdd(llvm::ConstantFP::get(b_.getDoubleTy(), lower),
+                                     b_.CreateFMul(llvm::ConstantFP::get(b_.getDoubleTy(), upper - lower), u));
+        if (dt == DType::Float32) alpha = b_.CreateFPTrunc(alpha, t);
+        return b_.CreateSelect(b_.CreateFCmpOLT(x, cf(0)), b_.CreateFMul(alpha, x), x);
+      }
+      [[fallthrough]];
+    case OpKind::LeakyRelu: {
       // Inference rrelu uses the mean slope (lower + upper)/2, computed in double as the interpreter does.
       double alpha = n.op() == OpKind::LeakyRelu ? n.f("alpha") : (n.f("lower") + n.f("upper")) / 2;
       Value* x = operand(0);
@@ -197,8 +209,31 @@ Value* FunctionEmitter::elementwise(const Node& n, unsigned result, Index& idx) 
     }
     case OpKind::Softplus: return m.softplus(operand(0));
     case OpKind::Dropout:
-    case OpKind::AlphaDropout:
-      return operand(0);  // Inference: the identity (training is rejected by scheduleGraph).
+    case OpKind::AlphaDropout: {
+      Value* x = operand(0);
+      if (!n.b("training")) return x;  // Inference: the identity.
+      // In double, then rounded once, as the interpreter's kernels do. Draw i is the element's
+      // row-major index in the result.
+      llvm::Type* f64 = b_.getDoubleTy();
+      auto dc = [&](double v) { return llvm::ConstantFP::get(f64, v); };
+      const double p = n.f("rate");
+      Value* xd = dt == DType::Float32 ? b_.CreateFPExt(x, f64) : x;
+      Value* keep = b_.CreateFCmpOGE(uniform(n, linearOf(idx, out)), dc(p));
+      Value* y;
+      if (n.op() == OpKind::Dropout) {
+        // Kept units are divided by 1 − p (correctly rounded; not multiplied by a rounded 1/(1 − p)).
+        y = b_.CreateSelect(keep, b_.CreateFDiv(xd, dc(1.0 - p)), dc(0.0));
+      } else {
+        // Dropped units go to SELU's saturation α' = −λα, then a·v + b restores a standardized
+        // input's mean and variance (Klambauer et al.); a and b as the interpreter computes them.
+        const double alphaP = -kSeluLambda * kSeluAlpha;
+        const double a = 1.0 / std::sqrt((1 - p) * (1 + p * alphaP * alphaP));
+        const double bb = -a * alphaP * p;
+        Value* v = b_.CreateSelect(keep, xd, dc(alphaP));
+        y = b_.CreateFAdd(b_.CreateFMul(dc(a), v), dc(bb));
+      }
+      return dt == DType::Float32 ? b_.CreateFPTrunc(y, t) : y;
+    }
 
     case OpKind::BatchNorm: {
       // Results 1 and 2 pass the moving statistics through in inference.

@@ -34,6 +34,9 @@ void FunctionEmitter::emitNode(const Node& n) {
     case OpKind::Accuracy: return emitSparseCrossEntropy(n, /*accuracy=*/true);
     case OpKind::BinaryCrossEntropyWithLogits: case OpKind::MeanSquaredError: return emitMeanLoss(n);
     case OpKind::ArgMax: return emitArgMax(n);
+    case OpKind::BatchNorm:
+      if (n.b("training")) return emitBatchNormTraining(n);
+      break;  // Inference: elemental.
     default: break;
   }
   // Elemental ops that are stored: one loop over the result, their inlined operands fused in.
@@ -305,6 +308,76 @@ void FunctionEmitter::emitArgMax(const Node& n) {
       b_.CreateStore(b_.CreateSelect(better, k, b_.CreateLoad(b_.getInt64Ty(), best)), best);
     });
     store(y, out.linear, b_.CreateLoad(b_.getInt64Ty(), best));
+  });
+}
+
+}  // namespace kiln::codegen
+
+namespace kiln::codegen {
+
+// Per feature c (x's index on `axis`), over the m elements of every other axis, in double and in
+// the interpreter's order (batchNormKernel), so the statistics match it bit for bit:
+//   μ = Σx/m, σ² = Σ(x − μ)²/m (two passes: no cancellation for offset features)
+//   new moving = moving·momentum + stat·(1 − momentum)   (results 1 and 2, when stored)
+//   y = γ(x − μ)/sqrt(σ² + ε) + β
+// Plain (not reassociated) adds: the loop over one feature is strided, so there is no vector
+// speed to win and the exact order is kept.
+void FunctionEmitter::emitBatchNormTraining(const Node& n) {
+  const kiln::Value* x = n.operand(0);
+  const Shape& xs = x->type().shape;
+  const DType dt = x->type().dtype;
+  const size_t axis = static_cast<size_t>(*normalizeAxis(n.i("axis"), static_cast<int64_t>(xs.size())));
+  Shape rest;
+  for (size_t k = 0; k < xs.size(); ++k)
+    if (k != axis) rest.push_back(xs[k]);
+  llvm::Type* f64 = b_.getDoubleTy();
+  auto dc = [&](double v) { return llvm::ConstantFP::get(f64, v); };
+  auto wide = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, f64) : v; };
+  auto narrow = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPTrunc(v, regType(dt)) : v; };
+  const double momentum = n.f("momentum");
+  Value* m = b_.CreateSIToFP(elementCount(rest), f64);
+  llvm::AllocaInst* acc = local(f64, "bn.acc");
+  const kiln::Value* y = n.result(0);
+
+  loop(dimSize(xs[axis]), [&](Value* c) {
+    Index feature;
+    feature.dims = {c};
+    feature.linear = c;
+    // Every element of feature c: the other axes' indices with c inserted at `axis`.
+    auto overFeature = [&](const std::function<void(Index&)>& body) {
+      loopNest(rest, [&](Index& r) {
+        Index full;
+        for (size_t k = 0, j = 0; k < xs.size(); ++k) full.dims.push_back(k == axis ? c : r.dims[j++]);
+        body(full);
+      });
+    };
+    b_.CreateStore(dc(0), acc);
+    overFeature([&](Index& e) {
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), wide(element(x, e))), acc);
+    });
+    Value* mean = b_.CreateFDiv(b_.CreateLoad(f64, acc), m, "bn.mean");
+    b_.CreateStore(dc(0), acc);
+    overFeature([&](Index& e) {
+      Value* d = b_.CreateFSub(wide(element(x, e)), mean);
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), b_.CreateFMul(d, d)), acc);
+    });
+    Value* var = b_.CreateFDiv(b_.CreateLoad(f64, acc), m, "bn.var");
+    for (unsigned r = 1; r <= 2; ++r) {
+      const kiln::Value* moving = n.result(r);
+      if (s_.isInlined(moving) || !buffers_.count(moving)) continue;
+      Value* old = wide(element(n.operand(2 + r), feature));
+      Value* stat = r == 1 ? mean : var;
+      store(moving, c, narrow(b_.CreateFAdd(b_.CreateFMul(old, dc(momentum)), b_.CreateFMul(stat, dc(1 - momentum)))));
+    }
+    if (!buffers_.count(y)) return;
+    Value* invStd = b_.CreateFDiv(dc(1.0), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt,
+                                                                   b_.CreateFAdd(var, dc(n.f("epsilon")))));
+    Value* gamma = wide(element(n.operand(1), feature));
+    Value* beta = wide(element(n.operand(2), feature));
+    overFeature([&](Index& e) {
+      Value* v = b_.CreateFAdd(b_.CreateFMul(b_.CreateFMul(gamma, b_.CreateFSub(wide(element(x, e)), mean)), invStd), beta);
+      store(y, linearOf(e, xs), narrow(v));
+    });
   });
 }
 

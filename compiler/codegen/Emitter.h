@@ -73,6 +73,16 @@ class FunctionEmitter {
   const std::vector<std::string>& checkMessages() const { return checks_; }
   llvm::Value* statusSlot() const { return status_; }
 
+  // ---- Random numbers (Random.cpp) ----
+  /// The entry point's seed and step arguments, which key every random number.
+  void setRandomKey(llvm::Value* seed, llvm::Value* step) {
+    seed_ = seed;
+    step_ = step;
+  }
+  /// Draw i of node n's stream in double, bit for bit the interpreter's
+  /// RandomStream::forStep(seed, n's name or its noise_from, step).uniform(i).
+  llvm::Value* uniform(const Node& n, llvm::Value* i);
+
   // ---- Elements (Elemental.cpp) ----
   /// Element idx of v: a load if v is stored, else computed from its operands' elements.
   llvm::Value* element(const Value* v, Index idx);
@@ -94,6 +104,7 @@ class FunctionEmitter {
   void emitSparseCrossEntropy(const Node& n, bool accuracy);
   void emitMeanLoss(const Node& n);
   void emitArgMax(const Node& n);
+  void emitBatchNormTraining(const Node& n);
   llvm::Value* labelIndex(const Node& n, const Value* labels, llvm::Value* row, llvm::Value* classes);
   llvm::Value* floatConst(DType t, double v) { return llvm::ConstantFP::get(regType(t), v); }
 
@@ -105,6 +116,8 @@ class FunctionEmitter {
   MathEmitter math_;
   llvm::Value* batch_;
   llvm::AllocaInst* status_ = nullptr;
+  llvm::Value* seed_ = nullptr;
+  llvm::Value* step_ = nullptr;
   std::map<const Value*, llvm::Value*> buffers_;
   std::vector<std::string> checks_;
 };

@@ -49,7 +49,7 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
   initializeNativeTarget();
   std::unique_ptr<JitGraph> jg(new JitGraph(g));
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx, /*name=*/"", opts.schedule, opts.entry));
+  KILN_ASSIGN_OR_RETURN(LoweredGraph lowered, lowerGraph(g, *ctx, /*name=*/"", opts.schedule, opts.entry, opts.updatesState));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm, createHostTargetMachine(opts.optLevel));
   optimizeModule(*lowered.module, *tm, opts.optLevel);
   if (opts.keepIR) {
@@ -58,6 +58,8 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
   }
   jg->plan_ = lowered.plan;
   jg->checkMessages_ = lowered.checkMessages;
+  jg->returned_ = lowered.returnedOutputs;
+  jg->updates_ = lowered.stateUpdates;
   jg->storedNodes_ = lowered.storedNodes;
 
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
@@ -98,8 +100,8 @@ std::string JitGraph::statusMessage(int32_t status) const {
   return checkMessages_[static_cast<size_t>(status - 1)];
 }
 
-Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string, Tensor>& inputs,
-                                                      const std::map<std::string, Tensor>& params) const {
+Expected<std::pair<int64_t, std::vector<const void*>>> JitGraph::bindInputs(
+    const std::map<std::string, Tensor>& inputs) const {
   int64_t batch = -1;
   std::vector<const void*> in;
   for (Node* n : g_.inputs()) {
@@ -120,6 +122,16 @@ Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string
     in.push_back(got.raw());
   }
   if (batch < 0) batch = 1;
+  return std::pair{batch, std::move(in)};
+}
+
+Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string, Tensor>& inputs,
+                                                      const std::map<std::string, Tensor>& params,
+                                                      uint64_t seed, int64_t step) const {
+  KILN_ASSIGN_OR_RETURN(auto bound, bindInputs(inputs));
+  auto [batch, in] = std::move(bound);
+  // The state the call may overwrite is a copy: `params` stays as given.
+  std::vector<Tensor> state;
   std::vector<void*> ps;
   for (Node* p : g_.parameters()) {
     auto it = params.find(p->name());
@@ -127,20 +139,22 @@ Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string
     if (it->second.type() != p->result()->type())
       return p->error("value for the parameter is " + it->second.type().str() + ", expected " +
                       p->result()->type().str());
-    ps.push_back(const_cast<void*>(it->second.raw()));  // Inference only reads parameters.
+    state.push_back(it->second);
   }
+  for (Tensor& t : state) ps.push_back(t.raw());
   std::vector<Tensor> outs;
-  for (const GraphOutput& o : g_.outputs())
-    outs.emplace_back(o.value->type().dtype, bindBatch(o.value->type().shape, batch));
+  for (size_t i : returned_)
+    outs.emplace_back(g_.outputs()[i].value->type().dtype, bindBatch(g_.outputs()[i].value->type().shape, batch));
   std::vector<void*> outPtrs;
   for (Tensor& t : outs) outPtrs.push_back(t.raw());
   int64_t bytes = arenaSize(batch);
   size_t alloc = static_cast<size_t>((bytes + KILN_ARENA_ALIGNMENT) / KILN_ARENA_ALIGNMENT * KILN_ARENA_ALIGNMENT);
   std::unique_ptr<void, decltype(&std::free)> arena(std::aligned_alloc(KILN_ARENA_ALIGNMENT, alloc), &std::free);
-  int32_t status = call(batch, in.data(), outPtrs.data(), ps.data(), arena.get());
+  int32_t status = call(batch, in.data(), outPtrs.data(), ps.data(), arena.get(), seed, step);
   if (status != 0) return Error::msg(statusMessage(status));
   std::map<std::string, Tensor> result;
-  for (size_t i = 0; i < outs.size(); ++i) result[g_.outputs()[i].name] = std::move(outs[i]);
+  for (size_t k = 0; k < outs.size(); ++k) result[g_.outputs()[returned_[k]].name] = std::move(outs[k]);
+  for (const LoweredGraph::StateUpdate& u : updates_) result[g_.outputs()[u.output].name] = state[u.param];
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "compiler/codegen/Lowering.h"
 #include "compiler/codegen/MemoryPlan.h"
 #include "compiler/interpreter/Tensor.h"
 #include "ir/Graph.h"
@@ -27,6 +28,8 @@ struct JitOptions {
   ScheduleOptions schedule;
   /// The entry point's suffix (runtime/KilnABI.h): KILN_ENTRY_PREDICT, _TRAIN_STEP, _EVALUATE.
   std::string entry = KILN_ENTRY_PREDICT;
+  /// A training step: outputs named after parameters are written into them (lowerGraph).
+  bool updatesState = false;
 };
 
 class JitGraph {
@@ -43,6 +46,10 @@ class JitGraph {
   }
   int64_t arenaSize(int64_t batch) const { return arenaSize_(batch); }
   const MemoryPlan& memoryPlan() const { return plan_; }
+  /// The outputs array's graph outputs (indices into g.outputs()), in order.
+  const std::vector<size_t>& returnedOutputs() const { return returned_; }
+  /// The outputs written into parameters (with JitOptions::updatesState).
+  const std::vector<LoweredGraph::StateUpdate>& stateUpdates() const { return updates_; }
   /// Loops the entry point stores (fused elementwise groups count once).
   int storedNodes() const { return storedNodes_; }
   const std::string& optimizedIR() const { return ir_; }
@@ -52,9 +59,16 @@ class JitGraph {
   std::string statusMessage(int32_t status) const;
 
   /// Runs on tensors, checked like Interpreter::run (the batch binds to the inputs); parameters
-  /// by name, each matching the graph's type. Allocates the outputs and the arena.
+  /// by name, each matching the graph's type. Allocates the outputs and the arena. Returns every
+  /// output, as the interpreter does: a graph that updates state writes into copies of `params`
+  /// and returns the new values under the parameters' names.
   Expected<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
-                                               const std::map<std::string, Tensor>& params) const;
+                                               const std::map<std::string, Tensor>& params,
+                                               uint64_t seed = 0, int64_t step = 0) const;
+  /// Checks `inputs` against the graph's inputs (names, dtypes, shapes) and returns the batch
+  /// they bind and their data pointers in the graph's input order.
+  Expected<std::pair<int64_t, std::vector<const void*>>> bindInputs(
+      const std::map<std::string, Tensor>& inputs) const;
 
  private:
   explicit JitGraph(const Graph& g);
@@ -63,6 +77,8 @@ class JitGraph {
   kiln_entry_fn entry_ = nullptr;
   kiln_arena_size_fn arenaSize_ = nullptr;
   MemoryPlan plan_;
+  std::vector<size_t> returned_;
+  std::vector<LoweredGraph::StateUpdate> updates_;
   std::vector<std::string> checkMessages_;
   std::string ir_;
   int storedNodes_ = 0;

@@ -10,8 +10,10 @@ namespace {
 /// Ops that read an operand element more than once per output element (several passes over a
 /// row) or need it in memory (matmul calls the runtime): an operand computed inline would be
 /// recomputed per pass, so it is stored instead.
-bool readsOperandsInOnePass(OpKind op) {
-  switch (op) {
+bool readsOperandsInOnePass(const Node& n) {
+  // Training batch norm reads x three times (mean, variance, normalization).
+  if (n.op() == OpKind::BatchNorm) return !n.b("training");
+  switch (n.op()) {
     case OpKind::MatMul:
     case OpKind::Softmax:
     case OpKind::LogSoftmax:
@@ -25,7 +27,8 @@ bool readsOperandsInOnePass(OpKind op) {
 
 /// Whether a value of this node can be computed element by element inside its user's loop.
 bool fusesIntoUser(const Node& n) {
-  if (n.op() == OpKind::BatchNorm) return true;  // Inference form: per-feature elementwise.
+  // Inference form: per-feature elementwise; training form: batch statistics first (stored).
+  if (n.op() == OpKind::BatchNorm) return !n.b("training");
   FusionClass c = n.def().fusion;
   return c == FusionClass::Elementwise || c == FusionClass::Broadcast;
 }
@@ -36,14 +39,6 @@ int64_t roundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options) {
   KILN_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topologicalOrder());
-  for (Node* n : order) {
-    bool training = (n->op() == OpKind::BatchNorm || n->op() == OpKind::Dropout ||
-                     n->op() == OpKind::AlphaDropout || n->op() == OpKind::RRelu) &&
-                    n->b("training");
-    if (training)
-      return n->error("training mode is not compiled yet: the native lowering handles inference "
-                      "graphs (batch statistics and random masks come with training)");
-  }
   // Values that reach an output; the rest is dead code and is not emitted.
   std::set<const Value*> outputs, needed;
   for (const GraphOutput& o : g.outputs()) outputs.insert(o.value);
@@ -73,7 +68,7 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
       const Node* user = v->users().front();
       bool oneUser = std::all_of(v->users().begin(), v->users().end(),
                                  [&](const Node* u) { return u == user; });
-      if (oneUser && readsOperandsInOnePass(user->op())) s.inlined.insert(v);
+      if (oneUser && readsOperandsInOnePass(*user)) s.inlined.insert(v);
     }
   }
   return s;

@@ -31,9 +31,9 @@ struct ScheduleOptions {
   bool fuseElementwise = true;
 };
 
-/// Decides fusion from the op table's fusion classes (see Schedule). An error names the node
-/// when the graph holds what this inference lowering does not compile (training-mode batch norm,
-/// dropout, alpha dropout or rrelu, whose random numbers come with the training issue).
+/// Decides fusion from the op table's fusion classes (see Schedule). Training-mode batch norm is
+/// stored (its statistics need whole passes over x); dropout, alpha dropout and rrelu fuse in
+/// either mode (their random numbers are a function of the element's index).
 Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options = {});
 
 /// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:
