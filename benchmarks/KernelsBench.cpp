@@ -117,7 +117,7 @@ void BM_Transcendental(benchmark::State& state, OpKind op) {
   const void* in[] = {x.data()};
   void* out[] = {y.data()};
   for (auto _ : state) {
-    if (u.jit->predict(kBatch, in, out, nullptr, arenaPtr) != 0) state.SkipWithError("predict failed");
+    if (u.jit->call(kBatch, in, out, nullptr, arenaPtr) != 0) state.SkipWithError("predict failed");
     benchmark::ClobberMemory();
   }
   state.counters["B/s"] = benchmark::Counter(double(kElements) * 2 * sizeof(float),

@@ -101,9 +101,9 @@ void BM_FashionMlpPredictJit(benchmark::State& state) {
   void* arenaPtr = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(arena.data()) + 63) / 64 * 64);
   const void* in[] = {x.raw()};
   void* out[] = {y.raw()};
-  if (m.jit->predict(batch, in, out, m.params.data(), arenaPtr) != 0) fail("predict failed");
+  if (m.jit->call(batch, in, out, m.params.data(), arenaPtr) != 0) fail("predict failed");
   for (auto _ : state) {
-    benchmark::DoNotOptimize(m.jit->predict(batch, in, out, m.params.data(), arenaPtr));
+    benchmark::DoNotOptimize(m.jit->call(batch, in, out, m.params.data(), arenaPtr));
     benchmark::ClobberMemory();
   }
   setRates(state, batch);
