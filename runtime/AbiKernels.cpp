@@ -25,10 +25,12 @@ namespace {
 using GemmIndex = Eigen::Index;
 
 /// Eigen's GEMM packs panels of A and B into scratch blocks that it allocates on every call
-/// beyond 128 KB (EIGEN_STACK_ALLOCATION_LIMIT). This blocking hands it a per-thread workspace
-/// instead, grown on first use: a steady stream of predictions allocates nothing. The block
-/// sizes are Eigen's own for one thread (what gemm_blocking_space computes): Eigen computes a
-/// row-major C as C^T = B^T A^T, so its rows are our columns.
+/// beyond 128 KB (EIGEN_STACK_ALLOCATION_LIMIT). This blocking hands it a workspace instead,
+/// grown on first use: a steady stream of predictions allocates nothing. Chunk i of a parallel
+/// product uses workspace i, whichever thread runs it (the caller may take a worker's chunk),
+/// and a product run on one thread uses that thread's own. The block sizes are Eigen's own for
+/// one thread (what gemm_blocking_space computes): Eigen computes a row-major C as
+/// C^T = B^T A^T, so its rows are our columns.
 template <class T>
 class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
  public:
@@ -45,13 +47,18 @@ class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
   }
 
  private:
+  struct Buffer {
+    T* data = nullptr;
+    GemmIndex size = 0;
+    ~Buffer() { std::free(data); }
+  };
+
   static T* workspace(GemmIndex elements) {
-    struct Buffer {
-      T* data = nullptr;
-      GemmIndex size = 0;
-      ~Buffer() { std::free(data); }
-    };
-    thread_local Buffer buf;
+    // Static storage: no allocation until a chunk first runs.
+    static Buffer chunkBuffers[kiln::rt::kMaxThreads];
+    thread_local Buffer threadBuffer;
+    int chunk = kiln::rt::currentChunk();
+    Buffer& buf = chunk >= 0 ? chunkBuffers[chunk] : threadBuffer;
     if (buf.size < elements) {
       std::free(buf.data);
       size_t bytes = (static_cast<size_t>(elements) * sizeof(T) + 63) / 64 * 64;

@@ -82,7 +82,8 @@ void kiln_rt_matmul_f64(int64_t m, int64_t n, int64_t k, const double* a, int64_
    kiln_rt_parallel_for(n, grain, body, ctx): calls body(begin, end, ctx) on contiguous chunks
      covering [0, n) exactly once, in parallel, and returns when all are done. Chunks are whole
      multiples of grain (the last may be shorter), at most one per thread, split the same way for
-     the same (n, grain, thread count); chunk i always runs on the same thread. Nested calls (from
+     the same (n, grain, thread count); the caller runs chunk 0 and takes any chunk no worker has
+     started by the time it is done. Nested calls (from
      inside a body) and calls while another thread's loop holds the pool run serially on the
      calling thread. No heap allocation except when the workers first start. */
 #define KILN_RT_SET_NUM_THREADS "kiln_rt_set_num_threads"

@@ -1,5 +1,5 @@
 // The runtime's thread pool (ThreadPool.h) and its C ABI (KilnABI.h): one process-wide pool of
-// fixed workers woken per parallel loop through a generation counter.
+// fixed workers woken per parallel loop through a generation counter, claiming chunks by CAS.
 #include "runtime/ThreadPool.h"
 
 #include <sched.h>
@@ -31,6 +31,9 @@ inline void cpuRelax() {
 /// How long a thread polls before it sleeps on a futex. A prediction calls the pool once per
 /// matrix product with a little serial elementwise work between them; polling that long keeps
 /// the workers awake across the gap, where a futex wake-up would cost several microseconds.
+/// Past kPauseTime the poll yields the core between checks: on an oversubscribed machine the
+/// thread it waits for may need that core to finish.
+constexpr auto kPauseTime = std::chrono::microseconds(20);
 constexpr auto kSpinTime = std::chrono::microseconds(100);
 
 /// Polls `flag` until `keepWaiting(value)` is false, then sleeps on it (std::atomic::wait is a
@@ -40,11 +43,17 @@ T awaitChange(const std::atomic<T>& flag, Pred keepWaiting) {
   T v = flag.load(std::memory_order_acquire);
   if (!keepWaiting(v)) return v;
   auto start = std::chrono::steady_clock::now();
+  bool yielding = false;
   for (int i = 1;; ++i) {
-    cpuRelax();
+    if (yielding) std::this_thread::yield();
+    else cpuRelax();
     v = flag.load(std::memory_order_acquire);
     if (!keepWaiting(v)) return v;
-    if (i % 64 == 0 && std::chrono::steady_clock::now() - start > kSpinTime) break;
+    if (yielding || i % 64 == 0) {
+      auto waited = std::chrono::steady_clock::now() - start;
+      if (waited > kSpinTime) break;
+      yielding = waited > kPauseTime;
+    }
   }
   while (keepWaiting(v)) {
     flag.wait(v, std::memory_order_acquire);
@@ -53,9 +62,11 @@ T awaitChange(const std::atomic<T>& flag, Pred keepWaiting) {
   return v;
 }
 
-/// True on the workers, and on a caller while it runs its own chunk: a parallel loop started
+/// True on the workers, and on a caller while it runs chunks of its loop: a parallel loop started
 /// there runs serially instead of waiting on the workers it is running on.
 thread_local bool tInsideLoop = false;
+/// The chunk of a pool loop this thread is running, or -1.
+thread_local int tChunk = -1;
 
 int availableCores() {
   cpu_set_t set;
@@ -64,6 +75,12 @@ int availableCores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+/// Worker i runs chunk i of each loop unless the caller got to it first: after its own chunk 0
+/// the caller takes every chunk no worker has claimed yet, so a worker that is asleep or
+/// descheduled (the machine oversubscribed) costs at most its wake-up, not the whole chunk.
+/// Claims are compare-and-swaps of the loop's number into claimed_[i]; numbers only grow, and a
+/// loop finishes only after all its chunks are claimed and done, so a worker that wakes late
+/// can never claim a chunk of a loop that is over.
 class Pool {
  public:
   Pool() : threads_(defaultNumThreads()) {}
@@ -92,32 +109,54 @@ class Pool {
       stopWorkers();
       startWorkers(threads() - 1);
     }
+    uint64_t loop = ++loops_;
+    // Workers past the last chunk have nothing to claim in this loop.
+    for (int i = static_cast<int>(part.chunks); i < threads(); ++i)
+      claimed_[i].store(loop, std::memory_order_relaxed);
     part_ = part;
     body_ = body;
     ctx_ = ctx;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    remaining_.store(static_cast<int>(part.chunks - 1), std::memory_order_relaxed);
+    loop_.store(loop, std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
 
-    int64_t begin, end;
-    part.range(0, &begin, &end);
     tInsideLoop = true;
-    body(begin, end, ctx);
+    runChunk(0);
+    for (int i = 1; i < part.chunks; ++i)
+      if (claim(i, loop)) {
+        runChunk(i);
+        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+      }
     tInsideLoop = false;
-    awaitChange(pending_, [](int p) { return p != 0; });
+    awaitChange(remaining_, [](int r) { return r != 0; });
   }
 
  private:
+  bool claim(int chunk, uint64_t loop) {
+    uint64_t cur = claimed_[chunk].load(std::memory_order_relaxed);
+    return cur < loop &&
+           claimed_[chunk].compare_exchange_strong(cur, loop, std::memory_order_acq_rel);
+  }
+
+  void runChunk(int i) {
+    int64_t begin, end;
+    part_.range(i, &begin, &end);
+    tChunk = i;
+    body_(begin, end, ctx_);
+    tChunk = -1;
+  }
+
   // Both run under dispatch_.
   void startWorkers(int count) {
-    stop_ = false;
+    stop_.store(false, std::memory_order_relaxed);
     uint32_t seen = generation_.load(std::memory_order_relaxed);
     workers_.reserve(static_cast<size_t>(count));
     for (int i = 1; i <= count; ++i) workers_.emplace_back([this, i, seen] { workerLoop(i, seen); });
   }
   void stopWorkers() {
     if (workers_.empty()) return;
-    stop_ = true;
+    stop_.store(true, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -128,29 +167,29 @@ class Pool {
     tInsideLoop = true;
     for (;;) {
       seen = awaitChange(generation_, [seen](uint32_t g) { return g == seen; });
-      if (stop_) return;
-      // Every worker acknowledges every loop, including those with no chunk in it, so that a
-      // slow worker never reads the next loop's partition as this one's.
-      if (index < part_.chunks) {
-        int64_t begin, end;
-        part_.range(index, &begin, &end);
-        body_(begin, end, ctx_);
+      if (stop_.load(std::memory_order_acquire)) return;
+      // A successful claim means the loop is still under way, so part_, body_ and ctx_ are its.
+      if (claim(index, loop_.load(std::memory_order_acquire))) {
+        runChunk(index);
+        if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) remaining_.notify_one();
       }
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
     }
   }
 
   std::mutex dispatch_;
   std::atomic<int> threads_;
   std::vector<std::thread> workers_;
-  // The loop under way: written by the dispatching thread before it bumps generation_ (release),
-  // read by the workers after they see the bump (acquire).
+  // The loop under way: written by the dispatching thread before it publishes loop_ (release),
+  // read by whoever claims one of its chunks (after an acquire of loop_).
   Partition part_;
   RangeFn body_ = nullptr;
   void* ctx_ = nullptr;
-  bool stop_ = false;
-  std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
+  uint64_t loops_ = 0;  // loops started, under dispatch_
+  std::atomic<uint64_t> loop_{0};
+  std::atomic<uint64_t> claimed_[kMaxThreads] = {};
+  std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> generation_{0};  // bumped to wake the workers
+  std::atomic<int> remaining_{0};        // chunks other than 0 not yet done
 };
 
 Pool& pool() {
@@ -189,6 +228,8 @@ int defaultNumThreads() {
 }
 
 int numThreads() { return pool().threads(); }
+
+int currentChunk() { return tChunk; }
 
 void setNumThreads(int n) { pool().setThreads(n >= 1 ? std::min(n, kMaxThreads) : defaultNumThreads()); }
 

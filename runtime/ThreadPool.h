@@ -36,12 +36,17 @@ struct Partition {
 };
 
 /// Runs body over [0, n) split as Partition::of(n, grain, numThreads()) says: chunk 0 on the
-/// calling thread, chunk i on worker i, so a chunk always lands on the same thread (thread-local
-/// workspaces warmed by one call serve the next). Returns when every chunk is done. Runs the
-/// whole range on the calling thread when there is one chunk, when called from inside a
-/// parallel loop (nesting), or when another thread's loop holds the pool. Allocates nothing
-/// except when it first starts the workers. body must not throw.
+/// calling thread, chunk i on worker i unless the caller, done with its own, gets to it first
+/// (a late worker then costs no waiting). Returns when every chunk is done. Runs the whole
+/// range on the calling thread when there is one chunk, when called from inside a parallel loop
+/// (nesting), or when another thread's loop holds the pool. Allocates nothing except when it
+/// first starts the workers. body must not throw.
 void parallelFor(int64_t n, int64_t grain, RangeFn body, void* ctx);
+
+/// The chunk of a parallel loop the calling thread is running (0 <= i < chunks), or -1 outside
+/// one. Kernels key per-chunk scratch memory on it: chunk i runs on one thread at a time and
+/// gets the same size of work every time, whichever thread runs it.
+int currentChunk();
 
 /// The same for any callable f(int64_t begin, int64_t end); f is called by reference.
 template <class F>

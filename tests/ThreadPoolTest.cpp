@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -96,26 +97,60 @@ TEST(ThreadPoolTest, EveryIndexRunsExactlyOnce) {
   }
 }
 
-TEST(ThreadPoolTest, ChunksRunInParallelAndAlwaysOnTheSameThread) {
+TEST(ThreadPoolTest, WorkersRunChunksAtTheSameTimeAsTheCaller) {
   ScopedThreads t(3);
   ASSERT_EQ(kiln_rt_get_num_threads(), 3);
-  auto chunkThreads = [] {
-    std::mutex mu;
-    std::vector<std::pair<int64_t, std::thread::id>> seen;
-    parallelFor(300, 1, [&](int64_t b, int64_t e) {
+  // Every chunk waits until all three run at once: only three threads can get past it, so the
+  // loop finishes only if both workers took part. A timeout, not a hang, if they do not.
+  std::atomic<int> arrived{0};
+  std::atomic<bool> timedOut{false};
+  std::mutex mu;
+  std::set<std::thread::id> threads;
+  std::vector<int> chunkOfBegin(300, -2);
+  parallelFor(300, 1, [&](int64_t b, int64_t e) {
+    {
       std::lock_guard<std::mutex> lock(mu);
-      seen.push_back({b, std::this_thread::get_id()});
+      threads.insert(std::this_thread::get_id());
+      chunkOfBegin[size_t(b)] = currentChunk();
+    }
+    arrived.fetch_add(1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (arrived.load() < 3)
+      if (std::chrono::steady_clock::now() > deadline) {
+        timedOut = true;
+        break;
+      }
+  });
+  EXPECT_FALSE(timedOut) << "the three chunks never ran at the same time";
+  EXPECT_EQ(threads.size(), 3u);
+  // currentChunk() names each chunk by its index in the partition.
+  Partition p = Partition::of(300, 1, 3);
+  for (int64_t i = 0; i < p.chunks; ++i) {
+    int64_t b, e;
+    p.range(i, &b, &e);
+    EXPECT_EQ(chunkOfBegin[size_t(b)], i);
+  }
+  EXPECT_EQ(currentChunk(), -1) << "outside a loop";
+}
+
+TEST(ThreadPoolTest, CallerTakesChunksNoWorkerHasStarted) {
+  // Chunks this short are over long before a worker sees the loop start, so the caller runs
+  // chunk 1 itself most of the time (a worker wins a few races): every index still runs once.
+  ScopedThreads t(2);
+  int takenByCaller = 0;
+  for (int loop = 0; loop < 2000; ++loop) {
+    std::atomic<int> sum{0};
+    std::atomic<bool> callerRanChunk1{false};
+    std::thread::id caller = std::this_thread::get_id();
+    parallelFor(2, 1, [&](int64_t b, int64_t e) {
+      if (b == 1 && std::this_thread::get_id() == caller) callerRanChunk1 = true;
+      for (int64_t i = b; i < e; ++i) sum.fetch_add(int(i) + 1);
     });
-    std::sort(seen.begin(), seen.end());
-    return seen;
-  };
-  auto first = chunkThreads();
-  ASSERT_EQ(first.size(), 3u);
-  EXPECT_EQ(first[0].second, std::this_thread::get_id()) << "chunk 0 runs on the caller";
-  std::set<std::thread::id> distinct;
-  for (auto& [b, id] : first) distinct.insert(id);
-  EXPECT_EQ(distinct.size(), 3u) << "three chunks on three threads";
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(chunkThreads(), first) << "call " << i;
+    ASSERT_EQ(sum.load(), 3) << "loop " << loop;
+    takenByCaller += callerRanChunk1;
+  }
+  EXPECT_GT(takenByCaller, 0) << "the caller never took a chunk";
+  RecordProperty("chunks_taken_by_caller", std::to_string(takenByCaller));
 }
 
 TEST(ThreadPoolTest, NestedLoopsRunSeriallyInsideTheirChunk) {
