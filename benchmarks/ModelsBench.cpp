@@ -1,5 +1,6 @@
 // Model benchmarks: fashion_mlp's prediction at batch 1, 64 and 256 on the reference interpreter
-// and through the JIT with 1 and 2 runtime threads, and the time to compile the graph.
+// and through the JIT with 1 and 2 runtime threads, the time to compile the graph, and one
+// training step at batch 200 (the model's own SGD recipe) on both.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -10,6 +11,9 @@
 #include <vector>
 
 #include "compiler/codegen/Jit.h"
+#include "compiler/codegen/JitExecutor.h"
+#include "compiler/training/StepExecutor.h"
+#include "compiler/training/Trainer.h"
 #include "compiler/interpreter/Interpreter.h"
 #include "ir/ProtoIO.h"
 #include "ir/Verifier.h"
@@ -129,6 +133,84 @@ void BM_FashionMlpCompile(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_FashionMlpCompile)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+// ---- Training step ------------------------------------------------------------------------------
+
+/// fashion_mlp's training-step graph (examples/fashion_mlp/fashion_mlp.model.pbtxt: forward in
+/// training mode, loss, gradients, SGD updates, batch-norm moving averages) and a batch of 200
+/// random images and labels.
+struct FashionMlpStep {
+  TrainingModel model;
+  std::map<std::string, Tensor> inputs;
+
+  static FashionMlpStep& get() {
+    static FashionMlpStep s = load();
+    return s;
+  }
+
+ private:
+  static FashionMlpStep load() {
+    FashionMlpStep s;
+    auto m = loadTrainingModel(std::string(KILN_SOURCE_DIR) + "/examples/fashion_mlp/fashion_mlp.model.pbtxt",
+                               /*freezeRegex=*/"", nullptr,
+                               [](const frontend::TrainingSpec&) { return int64_t{1000}; });
+    if (!m) fail(m.error().str());
+    s.model = std::move(*m);
+    std::mt19937 rng(11);
+    for (Node* in : s.model.stepGraph->inputs()) {
+      const TensorType& t = in->result()->type();
+      Shape shape = t.shape;
+      for (int64_t& d : shape)
+        if (d == -1) d = 200;
+      Tensor x(t.dtype, shape);
+      // Pixels in [0, 1); labels (integer inputs) among the 10 classes.
+      std::uniform_real_distribution<double> u(0.0, 1.0);
+      for (int64_t i = 0; i < x.size(); ++i)
+        x.setDouble(i, isFloat(t.dtype) ? u(rng) : double(rng() % 10));
+      s.inputs[in->name()] = std::move(x);
+    }
+    return s;
+  }
+};
+
+/// One step through the StepExecutor interface, as kiln train runs it: inputs and returned
+/// outputs (loss, metrics) as tensors, state updated in place. Args: threads (JIT only).
+void runSteps(benchmark::State& state, StepExecutor& exec) {
+  FashionMlpStep& s = FashionMlpStep::get();
+  if (Status st = exec.initialize(/*seed=*/42); !st) fail(st.error().str());
+  int64_t step = 0;
+  if (auto warm = exec.run(s.inputs, step++); !warm) fail(warm.error().str());
+  for (auto _ : state) {
+    auto out = exec.run(s.inputs, step++);
+    if (!out) {
+      state.SkipWithError(out.error().str().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(out->at("loss").raw());
+  }
+  setRates(state, 200);
+}
+
+void BM_FashionMlpTrainStepInterpreter(benchmark::State& state) {
+  InterpreterExecutor exec(*FashionMlpStep::get().model.stepGraph, /*updatesState=*/true, /*seed=*/1);
+  runSteps(state, exec);
+}
+BENCHMARK(BM_FashionMlpTrainStepInterpreter)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_FashionMlpTrainStepJit(benchmark::State& state) {
+  kiln_rt_set_num_threads(static_cast<int>(state.range(0)));
+  auto exec = codegen::JitExecutor::create(*FashionMlpStep::get().model.stepGraph,
+                                           /*updatesState=*/true, /*seed=*/1);
+  if (!exec) fail(exec.error().str());
+  runSteps(state, **exec);
+  state.counters["compile_ms"] = (*exec)->compiled().compileSeconds() * 1e3;
+  kiln_rt_set_num_threads(0);
+}
+BENCHMARK(BM_FashionMlpTrainStepJit)
+    ->ArgNames({"threads"})
+    ->Arg(1)->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace kiln::bench
