@@ -380,5 +380,66 @@ TEST(CodegenTraining, StateUpdateOfTheWrongTypeNamesTheNode) {
   EXPECT_TRUE(codegen::lowerGraph(g, ctx, "", /*schedule=*/{}, KILN_ENTRY_PREDICT));
 }
 
+// The executor made for evaluation (updatesState = false) on every example's evaluation graph:
+// inference-mode batch norm and dropout, loss and metrics as the interpreter computes them, and
+// the state left as it was.
+TEST(CodegenTraining, ExampleEvaluationMatchesTheInterpreter) {
+  for (const std::string& file : exampleModels()) {
+    SCOPED_TRACE(file);
+    auto m = loadExample(file);
+    ASSERT_TRUE(m) << m.error().str();
+    Graph& g = *m->evalGraph;
+    InterpreterExecutor interp(g, /*updatesState=*/false, /*seed=*/3);
+    auto jit = codegen::makeJitExecutor(g, /*updatesState=*/false, /*seed=*/3);
+    ASSERT_TRUE(jit) << jit.error().str();
+    ASSERT_TRUE(interp.initialize(8));
+    ASSERT_TRUE((*jit)->initialize(8));
+    std::map<std::string, Tensor> before = (*jit)->state();
+    auto inputs = randomStepInputs(g, /*batch=*/10, /*seed=*/4);
+    auto want = interp.run(inputs, 0);
+    ASSERT_TRUE(want) << want.error().str();
+    auto got = (*jit)->run(inputs, 0);
+    ASSERT_TRUE(got) << got.error().str();
+    EXPECT_EQ(got->size(), want->size());
+    for (const auto& [name, w] : *want) {
+      ASSERT_TRUE(got->count(name)) << name;
+      EXPECT_LE(test::scaledError(got->at(name), w), 2e-5) << name;
+    }
+    for (const auto& [name, t] : (*jit)->state()) EXPECT_EQ(test::scaledError(t, before.at(name)), 0.0) << name;
+  }
+}
+
+// Bad input to the executor is an error naming what was expected, never a crash.
+TEST(CodegenTraining, ExecutorRejectsBadInputAndState) {
+  auto m = loadExample(test::sourcePath("examples/fashion_mlp/fashion_mlp.model.pbtxt"));
+  ASSERT_TRUE(m) << m.error().str();
+  auto jit = codegen::makeJitExecutor(*m->stepGraph, /*updatesState=*/true, /*seed=*/1);
+  ASSERT_TRUE(jit) << jit.error().str();
+  ASSERT_TRUE((*jit)->initialize(1));
+  auto inputs = randomStepInputs(*m->stepGraph, /*batch=*/4, /*seed=*/1);
+  inputs["x"] = Tensor(DType::Float32, {4, 783});
+  auto r = (*jit)->run(inputs, 0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("is float32[4,783], expected float32[-1,784]"), std::string::npos) << r.error().str();
+  inputs.erase("x");
+  r = (*jit)->run(inputs, 0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("no value given for input 'x'"), std::string::npos) << r.error().str();
+  // A label outside the classes: the compiled check's message, and the warning about the state.
+  inputs = randomStepInputs(*m->stepGraph, /*batch=*/4, /*seed=*/1);
+  for (auto& [name, t] : inputs)
+    if (!isFloat(t.dtype())) t.setDouble(2, 10);
+  r = (*jit)->run(inputs, 0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("outside [0, 10)"), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find("no longer valid"), std::string::npos) << r.error().str();
+  Status s = (*jit)->setState("hidden1/kernel", Tensor(DType::Float32, {3}));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().str().find("expected float32[784,300]"), std::string::npos) << s.error().str();
+  s = (*jit)->setState("hiden1/kernel", Tensor(DType::Float32, {3}));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().str().find("no parameter named 'hiden1/kernel'"), std::string::npos) << s.error().str();
+}
+
 }  // namespace
 }  // namespace kiln
