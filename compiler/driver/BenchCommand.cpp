@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "compiler/codegen/Jit.h"
+#include "compiler/codegen/JitExecutor.h"
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/interpreter/Interpreter.h"
@@ -152,9 +153,11 @@ void printRow(bool json, const std::string& model, const std::string& variant, i
   std::fflush(stdout);
 }
 
-/// --mode train: one training step per call. Until the compiled training step lands, the
-/// variants are the interpreter on the step as built and on the step after the training
-/// pipeline's clean-ups (the same results, checked).
+/// --mode train: one training step per call (each call updates the state, as training does).
+/// Variants: the interpreter on the step as built; compiled without passes or elementwise
+/// fusion; compiled after the training pipeline's clean-ups with fusion. Every variant starts from
+/// the same initialized state and its first step's returned values (loss, metrics, rate) are
+/// checked against the interpreter's before timing.
 int benchTraining(const std::string& path, const std::vector<int64_t>& sizes, uint64_t seed,
                   bool json, const passes::PassManagerOptions& pmo) {
   auto fail = [](const Error& e) {
@@ -164,64 +167,81 @@ int benchTraining(const std::string& path, const std::vector<int64_t>& sizes, ui
   struct TrainVariant {
     std::string name;
     std::unique_ptr<Graph> graph;
-    double passSeconds = -1;
+    double compileSeconds = -1;
+    std::unique_ptr<StepExecutor> exec;
   };
   std::vector<TrainVariant> variants;
-  for (bool clean : {false, true}) {
+  for (const char* name : {"interpreter", "unfused", "fused"}) {
     auto m = loadAnyModel(path, frontend::Expansion::Evaluation);
     if (!m) return fail(m.error());
     if (!m->model.training)
       return fail(Error::msg(path + ": --mode train needs a model file with a training block"));
     TrainVariant v;
-    v.name = clean ? "interpreter+passes" : "interpreter";
+    v.name = name;
     v.graph = std::move(m->model.graph);
     auto info = buildTrainingGraph(*v.graph, *m->model.training, {});
     if (!info) return fail(info.error());
-    if (clean) {
+    if (v.name == "interpreter") {
+      v.exec = std::make_unique<InterpreterExecutor>(*v.graph, /*updatesState=*/true, seed);
+    } else {
       Clock::time_point t0 = Clock::now();
-      passes::PassManager pm(pmo);
-      passes::buildTrainingPipeline(pm);
-      if (auto r = pm.run(*v.graph); !r) return fail(r.error());
-      v.passSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      codegen::JitOptions jo;
+      if (v.name == "fused") {
+        passes::PassManager pm(pmo);
+        passes::buildTrainingPipeline(pm);
+        if (auto r = pm.run(*v.graph); !r) return fail(r.error());
+      } else {
+        jo.schedule.fuseElementwise = false;
+      }
+      auto exec = codegen::JitExecutor::create(*v.graph, /*updatesState=*/true, seed, jo);
+      if (!exec) return fail(exec.error());
+      v.exec = std::move(*exec);
+      v.compileSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }
     variants.push_back(std::move(v));
   }
   const Graph& ref = *variants[0].graph;
-  Interpreter init(ref);
-  if (Status s = init.initializeParameters(seed); !s) return fail(s.error());
   if (!json)
     std::printf(
-        "%s training step: %zu nodes, %zu after the training pipeline; the compiled step is not in "
-        "this build yet (interpreter only)\n%-18s %6s %13s %20s %12s %9s %10s\n",
-        ref.name().c_str(), ref.nodes().size(), variants[1].graph->nodes().size(), "variant",
-        "batch", "median", "p10-p90", "samples/s", "speed-up", "passes");
+        "%s training step: %zu nodes, %zu after the training pipeline; %d thread(s)\n"
+        "%-18s %6s %13s %20s %12s %9s %10s\n",
+        ref.name().c_str(), ref.nodes().size(), variants[2].graph->nodes().size(),
+        kiln_rt_get_num_threads(), "variant", "batch", "median", "p10-p90", "samples/s", "speed-up",
+        "compile");
   std::mt19937_64 rng(seed + 1);
   for (int64_t batch : sizes) {
     std::map<std::string, Tensor> inputs;
     for (Node* n : ref.inputs()) inputs[n->name()] = randomInput(n->result()->type(), batch, rng);
-    std::vector<std::unique_ptr<Interpreter>> interps;
-    std::vector<std::map<std::string, Tensor>> results;
+    std::map<std::string, Tensor> want;
     std::vector<std::function<void()>> calls;
     for (TrainVariant& v : variants) {
-      interps.push_back(std::make_unique<Interpreter>(*v.graph));
-      Interpreter& in = *interps.back();
-      for (Node* q : v.graph->parameters())
-        if (Status s = in.setParameter(q->name(), *init.parameter(q->name())); !s)
-          return fail(s.error());
-      auto out = in.run(inputs);
+      if (Status s = v.exec->initialize(seed); !s) return fail(s.error());
+      auto out = v.exec->run(inputs, /*step=*/0);
       if (!out) return fail(out.error());
-      results.push_back(std::move(*out));
-      calls.push_back([&in, &inputs] { (void)in.run(inputs); });
+      // The returned values only: the new state of rms-scaled optimizers turns float rounding of
+      // near-zero gradients into lr-sized differences (CodegenTrainingTest checks the state).
+      std::map<std::string, Tensor> returned;
+      for (const GraphOutput& o : ref.outputs())
+        if (!ref.findNode(o.name) || ref.findNode(o.name)->op() != OpKind::Parameter)
+          returned[o.name] = out->at(o.name);
+      if (want.empty()) {
+        want = returned;
+      } else if (double diff = maxRelDiff(want, returned); !(diff <= 1e-4)) {
+        return fail(Error::msg("kiln bench: training variant '" + v.name +
+                               "' disagrees with the interpreter at batch " +
+                               std::to_string(batch) + ": max relative difference " +
+                               std::to_string(diff)));
+      }
+      StepExecutor* exec = v.exec.get();
+      calls.push_back([exec, &inputs] { (void)exec->run(inputs, /*step=*/0); });
     }
-    if (double diff = maxRelDiff(results[0], results[1]); !(diff <= 1e-4))
-      return fail(Error::msg(
-          "kiln bench: the training step after passes disagrees with the step as built: max "
-          "relative difference " +
-          std::to_string(diff)));
-    std::vector<Timing> t = measureInterleaved(calls);
+    // The interpreter is ~100x slower: timed on its own, the compiled variants interleaved.
+    std::vector<Timing> t = measureInterleaved({calls[0]});
+    std::vector<Timing> compiled = measureInterleaved({calls.begin() + 1, calls.end()});
+    t.insert(t.end(), compiled.begin(), compiled.end());
     for (size_t i = 0; i < variants.size(); ++i)
-      printRow(json, ref.name(), variants[i].name, batch, t[i], i ? t[0].median / t[i].median : 0,
-               variants[i].passSeconds, variants[i].graph->nodes().size(), 0);
+      printRow(json, ref.name(), variants[i].name, batch, t[i], i ? t[1].median / t[i].median : 0,
+               variants[i].compileSeconds, variants[i].graph->nodes().size(), 0);
   }
   return 0;
 }
@@ -240,8 +260,9 @@ int runBench(const std::vector<std::string>& args) {
       "                at load time by the prepare graph, not timed\n"
       "Each compiled variant's outputs are checked against the interpreter first. Prints the\n"
       "median latency per call (p10-p90 spread), samples/s, speed-up over 'unfused' and\n"
-      "compile time. --mode train times one training step per call: today the interpreter on\n"
-      "the step as built and after the training pipeline (the compiled step is not in yet).");
+      "compile time. --mode train times one training step per call (state updated in place):\n"
+      "the interpreter, the compiled step without passes or fusion ('unfused'), and compiled\n"
+      "after the training pipeline with fusion ('fused').");
   p.positional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("batch-sizes", "N,N,...", "Batch sizes to time", "1,64,256");
   p.option("threads", "N",
