@@ -2,11 +2,13 @@
 // status; errors go to stderr.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "compiler/interpreter/Tensor.h"
+#include "compiler/training/StepExecutor.h"
 #include "frontend/Expand.h"
 #include "ir/Graph.h"
 
@@ -22,6 +24,16 @@ int runEvaluate(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runPredict(const std::vector<std::string>& args);
 int runPlot(const std::vector<std::string>& args);
+
+class ArgParser;
+/// Makes the executor of a graph (a training step when updatesState, else an evaluation):
+/// the JIT, the interpreter, or a built program's own compiled functions.
+using ExecutorFactory =
+    std::function<Expected<std::unique_ptr<StepExecutor>>(const Graph&, bool updatesState, uint64_t seed)>;
+/// --executor jit|interpreter and --threads T, shared by the commands that run models.
+void addExecutorOptions(ArgParser& p);
+/// The factory those options choose (and the runtime's thread count, set as a side effect).
+Expected<ExecutorFactory> executorFactory(const ArgParser& p);
 
 /// A model file of either level, read and verified.
 struct LoadedModel {

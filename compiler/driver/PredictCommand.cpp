@@ -107,6 +107,7 @@ int runPredict(const std::vector<std::string>& args) {
   p.option("batch-size", "B", "Rows per pass", "256");
   p.flag("logits", "Write the last layer's raw outputs instead of probabilities");
   p.flag("no-scale", "Do not divide uint8 inputs by 255");
+  addExecutorOptions(p);
   if (auto exit = p.parseOrExit(args)) return *exit;
   for (const char* required : {"checkpoint", "input", "output"})
     if (!p.has(required)) {
@@ -152,7 +153,11 @@ int runPredict(const std::vector<std::string>& args) {
 
   auto ckpt = readCheckpoint(p.get("checkpoint"));
   if (!ckpt) return fail(ckpt.error());
-  InterpreterExecutor exec(g, /*updatesState=*/false, static_cast<uint64_t>(seed));
+  auto factory = executorFactory(p);
+  if (!factory) return fail(factory.error());
+  auto execOr = (*factory)(g, /*updatesState=*/false, static_cast<uint64_t>(seed));
+  if (!execOr) return fail(execOr.error());
+  StepExecutor& exec = **execOr;
   if (Status s = exec.initialize(0); !s) return fail(s.error());
   if (Status s = restoreAllState(*ckpt, p.get("checkpoint"), fingerprint, exec); !s) return fail(s.error());
 

@@ -5,10 +5,12 @@
 #include <cstdlib>
 #include <csignal>
 
+#include "compiler/codegen/JitExecutor.h"
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/training/Diagnostics.h"
 #include "compiler/training/Trainer.h"
+#include "runtime/KilnABI.h"
 
 namespace kiln::driver {
 namespace {
@@ -86,13 +88,37 @@ bool dataOptions(const ArgParser& p, rt::DataOptions* d) {
 
 }  // namespace
 
+void addExecutorOptions(ArgParser& p) {
+  p.option("executor", "jit|interpreter", "What runs the graphs: native code compiled in-process by LLVM (jit), or "
+           "the reference interpreter", "jit");
+  p.option("threads", "T", "Threads of the compiled code's runtime kernels (default: the machine's cores; the "
+           "interpreter runs on one)");
+}
+
+Expected<ExecutorFactory> executorFactory(const ArgParser& p) {
+  const std::string kind = p.get("executor");
+  if (p.has("threads")) {
+    int64_t t = 0;
+    if (!parseInt(p.get("threads"), 1, &t) || t > 256)
+      return Error::msg("--threads takes an integer in [1, 256], found '" + p.get("threads") + "'");
+    kiln_rt_set_num_threads(static_cast<int>(t));
+  }
+  if (kind == "jit") return ExecutorFactory(codegen::makeJitExecutor);
+  if (kind == "interpreter")
+    return ExecutorFactory([](const Graph& g, bool updatesState, uint64_t seed) -> Expected<std::unique_ptr<StepExecutor>> {
+      return std::unique_ptr<StepExecutor>(std::make_unique<InterpreterExecutor>(g, updatesState, seed));
+    });
+  return Error::msg("--executor takes jit or interpreter, found '" + kind + "'");
+}
+
 int runTrain(const std::vector<std::string>& args) {
   ArgParser p("train MODEL [options]",
               "Trains a layer-level model on real data (default: Fashion-MNIST from Debian's\n"
               "dataset-fashion-mnist), validating after each epoch and evaluating the test set at\n"
-              "the end. Options override the model's training block. Steps run on the reference\n"
-              "interpreter until the LLVM JIT lands. Ctrl-C finishes the step, writes a checkpoint\n"
-              "and exits; --resume continues exactly where it stopped.");
+              "the end. Options override the model's training block. Steps run as native code that\n"
+              "LLVM compiles in-process (--executor interpreter for the reference interpreter).\n"
+              "Ctrl-C finishes the step, writes a checkpoint and exits; --resume continues exactly\n"
+              "where it stopped.");
   p.positional("MODEL", "The layer-level model file (.pbtxt or .pb) with a training block");
   addDataOptions(p);
   p.option("epochs", "N", "Epochs to train (in total, counting resumed ones)");
@@ -114,20 +140,20 @@ int runTrain(const std::vector<std::string>& args) {
   p.option("freeze", "REGEX", "Make the matching parameters non-trainable for this run");
   p.option("log-gradients", "N", "Every N steps, append each layer's gradient norm and its activations' mean, "
            "std and dead or saturated fraction to --metrics (see kiln plot)");
-  p.option("threads", "T", "Threads (the interpreter runs on one; the JIT will use T)", "1");
+  addExecutorOptions(p);
   p.flag("no-progress", "One line per epoch even on a terminal");
   p.option("stop-after-steps", "N", "Stop as Ctrl-C would after N steps of this run (for tests)");
   if (auto exit = p.parseOrExit(args)) return *exit;
   rt::DataOptions data;
   if (!dataOptions(p, &data)) return 2;
-  int64_t epochs = -1, batch = -1, seed = -1, threads = 1, patience = 0, keep = 3, stopAfter = -1, logGrads = 0;
+  int64_t epochs = -1, batch = -1, seed = -1, patience = 0, keep = 3, stopAfter = -1, logGrads = 0;
   struct IntFlag {
     const char* name;
     int64_t lo;
     int64_t* out;
   };
   for (IntFlag f : {IntFlag{"epochs", 0, &epochs}, {"batch-size", 1, &batch}, {"seed", 0, &seed},
-                    {"threads", 1, &threads}, {"patience", 0, &patience}, {"keep", 1, &keep},
+                    {"patience", 0, &patience}, {"keep", 1, &keep},
                     {"train-limit", 1, &data.trainLimit}, {"stop-after-steps", 1, &stopAfter},
                     {"log-gradients", 1, &logGrads}}) {
     if (p.has(f.name) && !parseInt(p.get(f.name), f.lo, f.out)) {
@@ -193,8 +219,14 @@ int runTrain(const std::vector<std::string>& args) {
     if (!names) return fail(names.error());
   }
   const frontend::TrainingSpec& spec = model->spec;
-  InterpreterExecutor trainExec(*model->stepGraph, /*updatesState=*/true, spec.seed);
-  InterpreterExecutor evalExec(*model->evalGraph, /*updatesState=*/false, spec.seed);
+  auto factory = executorFactory(p);
+  if (!factory) return fail(factory.error());
+  auto trainExecOr = (*factory)(*model->stepGraph, /*updatesState=*/true, spec.seed);
+  if (!trainExecOr) return fail(trainExecOr.error());
+  auto evalExecOr = (*factory)(*model->evalGraph, /*updatesState=*/false, spec.seed);
+  if (!evalExecOr) return fail(evalExecOr.error());
+  StepExecutor& trainExec = **trainExecOr;
+  StepExecutor& evalExec = **evalExecOr;
   if (Status s = trainExec.initialize(spec.seed); !s) return fail(s.error());
   if (p.has("init-from")) {
     if (p.has("resume")) {
@@ -213,8 +245,6 @@ int runTrain(const std::vector<std::string>& args) {
     if (!report->skippedSlots.empty())
       std::printf("skipped %zu optimizer slots this run does not have\n", report->skippedSlots.size());
   }
-  if (threads > 1) std::printf("note: the interpreter runs on one thread (--threads %lld applies to the JIT)\n",
-                               static_cast<long long>(threads));
   TrainerOptions o;
   o.epochs = spec.epochs;
   o.batchSize = spec.batchSize;
@@ -247,6 +277,7 @@ int runEvaluate(const std::vector<std::string>& args) {
   p.option("checkpoint", "CKPT", "The checkpoint (safetensors) to evaluate");
   addDataOptions(p);
   p.option("batch-size", "B", "Rows per evaluation batch", "1000");
+  addExecutorOptions(p);
   if (auto exit = p.parseOrExit(args)) return *exit;
   if (!p.has("checkpoint")) {
     std::fprintf(stderr, "kiln evaluate: --checkpoint CKPT is required\n");
@@ -264,7 +295,11 @@ int runEvaluate(const std::vector<std::string>& args) {
   const std::string path = p.get("checkpoint");
   auto c = readCheckpoint(path);
   if (!c) return fail(c.error());
-  InterpreterExecutor exec(*model->evalGraph, /*updatesState=*/false, model->spec.seed);
+  auto factory = executorFactory(p);
+  if (!factory) return fail(factory.error());
+  auto execOr = (*factory)(*model->evalGraph, /*updatesState=*/false, model->spec.seed);
+  if (!execOr) return fail(execOr.error());
+  StepExecutor& exec = **execOr;
   if (Status s = exec.initialize(0); !s) return fail(s.error());
   if (Status s = restoreAllState(*c, path, model->fingerprint, exec); !s) return fail(s.error());
   rt::DataSplits splits;
