@@ -17,7 +17,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"check", kiln::driver::runCheck, "Verify a model and print its summary"},
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
-    {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (interpreter until the JIT lands)"},
+    {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (compiled steps, progress, resume)"},
     {"evaluate", kiln::driver::runEvaluate, "Evaluate a checkpoint on the validation and test sets"},
     {"predict", kiln::driver::runPredict, "Predict with a trained checkpoint (.npy in and out; Monte Carlo dropout)"},
     {"plot", kiln::driver::runPlot, "Draw learning curves and gradient statistics from a metrics file as SVG"},
