@@ -441,5 +441,25 @@ TEST(CodegenTraining, ExecutorRejectsBadInputAndState) {
   EXPECT_NE(s.error().str().find("no parameter named 'hiden1/kernel'"), std::string::npos) << s.error().str();
 }
 
+// An optimizer's scalars (learning rate, bias corrections) feed loops over whole tensors: a
+// broadcast operand is stored and computed once, not recomputed inside the loop per element,
+// while a same-shaped elementwise chain still fuses.
+TEST(CodegenTraining, BroadcastOperandsAreComputedOnce) {
+  Graph g("bias_correction");
+  Builder b(g);
+  Value* x = b.input("x", DType::Float32, {-1, 8});
+  Value* beta = b.parameter("beta", {});
+  Value* correction = b.op(OpKind::Pow, {beta, b.scalar(3.0)});  // scalar, broadcast below
+  Value* scaled = b.mul(x, b.scalar(2.0));                         // same shape as its user
+  g.addOutput("y", b.div(scaled, correction));
+  ASSERT_TRUE(b.ok()) << b.status().error().str();
+  ASSERT_TRUE(verifyGraph(g));
+  auto s = codegen::scheduleGraph(g);
+  ASSERT_TRUE(s) << s.error().str();
+  EXPECT_FALSE(s->isInlined(correction));
+  EXPECT_TRUE(s->isInlined(scaled));
+  test::expectMatchesInterpreter(g, 1e-6);
+}
+
 }  // namespace
 }  // namespace kiln

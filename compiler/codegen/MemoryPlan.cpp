@@ -68,7 +68,12 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
       const Node* user = v->users().front();
       bool oneUser = std::all_of(v->users().begin(), v->users().end(),
                                  [&](const Node* u) { return u == user; });
-      if (oneUser && readsOperandsInOnePass(*user)) s.inlined.insert(v);
+      // A value its user broadcasts (a learning rate, an optimizer's bias correction) would be
+      // recomputed for every element it is broadcast to; stored, it is computed once.
+      FusionClass uc = user->def().fusion;
+      bool broadcast = (uc == FusionClass::Elementwise || uc == FusionClass::Broadcast) &&
+                       v->type().shape != user->result(0)->type().shape;
+      if (oneUser && !broadcast && readsOperandsInOnePass(*user)) s.inlined.insert(v);
     }
   }
   return s;
