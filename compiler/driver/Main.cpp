@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"plot", kiln::driver::runPlot, "Draw learning curves and gradient statistics from a metrics file as SVG"},
     {"opt", kiln::driver::runOpt, "Print the graph built for inference, evaluation or a training step"},
     {"bench", kiln::driver::runBench, "Time a model's predictions: interpreter, unfused, fused, fused + BN folding"},
+    {"compile", kiln::driver::runCompile, "Compile a model ahead of time to an object file and a C/C++ header"},
     {"ops", kiln::driver::runOps, "List the IR's ops with their operands and attributes"},
     {"dot", kiln::driver::runDot, "Write a model's graph as Graphviz DOT, clustered by layer"},
 };

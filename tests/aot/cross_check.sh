@@ -1,0 +1,52 @@
+#!/bin/sh
+# AOT objects for real on both targets: compiles each example model's predict object for
+# aarch64-linux-gnu and for the host (x86-64), links each with tests/aot/aot_driver.cpp and a
+# runtime built for that target (AArch64: runtime/AbiKernels.cpp and Npy.cpp cross-compiled with
+# aarch64-linux-gnu-g++, once per run), runs the AArch64 program under qemu-aarch64, and compares
+# both programs' outputs with each other and with the reference interpreter (`kiln run`, same
+# inputs, same initializer seed).
+#
+# Tolerance: 2e-5 of max(1, |want|), as for the JIT (tests/CodegenModelsTest.cpp): the float32
+# matrix products run different Eigen kernels (AVX-512 vs NEON, different blocking and FMA use)
+# and the interpreter accumulates in double, so outputs differ by float32 rounding only.
+#
+# usage: cross_check.sh KILN NPY_COMPARE SOURCE_DIR HOST_RUNTIME_DIR WORK_DIR [MODEL...]
+set -eu
+KILN=$1 COMPARE=$2 SRC=$3 HOSTRT=$4 WORK=$5
+shift 5
+MODELS=${*:-"fashion_mlp deep_selu deep_swish_1cycle fashion_regularized transfer_a transfer_b autoencoder autoencoder_classifier"}
+TOL=2e-5
+BATCH=7
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cd "$WORK"
+
+echo "== cross-compiling the runtime for aarch64-linux-gnu"
+aarch64-linux-gnu-g++ -std=c++20 -O2 -I/usr/include/eigen3 -I"$SRC" -c "$SRC/runtime/AbiKernels.cpp" -o abi.o
+aarch64-linux-gnu-g++ -std=c++20 -O2 -I"$SRC" -c "$SRC/runtime/Npy.cpp" -o npy.o
+aarch64-linux-gnu-ar rcs libkiln_runtime_aarch64.a abi.o npy.o
+
+for m in $MODELS; do
+  echo "== $m"
+  model="$SRC/examples/$m/$m.model.pbtxt"
+  "$KILN" compile "$model" --mode infer --target aarch64-linux-gnu --cpu cortex-a72 -o "a64_$m"
+  "$KILN" compile "$model" --mode infer -o "x64_$m"
+  aarch64-linux-gnu-g++ -std=c++20 -O1 -I"a64_$m" -I"$SRC" -DKILN_AOT_HEADER="\"$m.h\"" -DKILN_AOT_NAME="$m" \
+    "$SRC/tests/aot/aot_driver.cpp" "a64_$m/$m.o" -L. -lkiln_runtime_aarch64 -pthread -o "drv_a64_$m"
+  g++ -std=c++20 -O1 -I"x64_$m" -I"$SRC" -DKILN_AOT_HEADER="\"$m.h\"" -DKILN_AOT_NAME="$m" \
+    "$SRC/tests/aot/aot_driver.cpp" "x64_$m/$m.o" -L"$HOSTRT" -lkiln_runtime -lz -pthread -o "drv_x64_$m"
+  mkdir -p "run_a64_$m" "run_x64_$m" "interp_$m"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "./drv_a64_$m" "run_a64_$m" $BATCH
+  "./drv_x64_$m" "run_x64_$m" $BATCH
+  # Both programs generate the same inputs; the interpreter reads the host program's.
+  cmp "run_a64_$m/in_x.npy" "run_x64_$m/in_x.npy"
+  "$KILN" run "$model" --input "x=run_x64_$m/in_x.npy" --output-dir "interp_$m" > /dev/null
+  for out in "run_x64_$m"/out_*.npy; do
+    f=$(basename "$out" .npy)
+    f=${f#out_}
+    "$COMPARE" $TOL "run_a64_$m/out_$f.npy" "interp_$m/$f.npy"
+    "$COMPARE" $TOL "run_x64_$m/out_$f.npy" "interp_$m/$f.npy"
+    "$COMPARE" $TOL "run_a64_$m/out_$f.npy" "run_x64_$m/out_$f.npy"
+  done
+done
+echo "all models match on aarch64 (qemu), x86-64 and the interpreter"
