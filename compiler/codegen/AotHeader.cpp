@@ -126,6 +126,8 @@ std::string generateHeader(const HeaderSpec& spec) {
   h << "/* The state: parameters" << (spec.functions.size() > 1 ? ", optimizer slots, batch-norm statistics and the step counter" : "")
     << " (" << stateBytes << " bytes). */\n"
     << "#define " << N << "_NUM_STATE " << state.size() << "\n"
+    << "/* 1: the wrapper's constructor reads the state from a file (--weights-external). */\n"
+    << "#define " << N << "_WEIGHTS_EXTERNAL " << (spec.externalWeights ? 1 : 0) << "\n"
     << infoArray(n + "_state", state);
   if (!spec.externalWeights)
     h << "/* The initial state's data, in " << n << "_state order (read-only, 64-byte aligned). */\n"

@@ -1,5 +1,6 @@
 // Classifies the Fashion-MNIST test images with fashion_mlp compiled ahead of time by
 // `kiln compile`: no Kiln compiler, no LLVM, only the object, its header and the runtime library.
+// Usage: classify [DATA_DIR [WEIGHTS.safetensors]] (the weights file only with --weights-external).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -23,7 +24,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "classify: expected N x 28 x 28 images and N labels\n");
     return 1;
   }
-  kiln_aot::fashion_mlp model;
+#if FASHION_MLP_WEIGHTS_EXTERNAL
+  // Compiled with --weights-external: the weights are a file beside the object.
+  kiln_aot::fashion_mlp model(argc > 2 ? argv[2] : "out/fashion_mlp.safetensors");
+  if (!model.ok()) {
+    std::fprintf(stderr, "classify: %s\n", model.error().c_str());
+    return 1;
+  }
+#else
+  kiln_aot::fashion_mlp model;  // the weights are in the object
+#endif
   const int64_t batch = 500;
   if (!model.reserve(batch)) {
     std::fprintf(stderr, "classify: out of memory\n");

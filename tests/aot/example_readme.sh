@@ -25,3 +25,17 @@ sh -ex steps.sh | tee classify.log
 got=$(sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p' classify.log)
 echo "classify: $got, kiln evaluate: $want"
 awk -v g="$got" -v w="$want" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && w != "" && d <= 0.0003) }'
+
+# The same with --weights-external: the wrapper reads out_ext/fashion_mlp.safetensors at run time
+# and must classify exactly as the embedded build (same code, same weights).
+./build/compiler/kiln compile examples/fashion_mlp/fashion_mlp.model.pbtxt --mode infer --weights fashion_mlp.safetensors \
+  --weights-external -o out_ext/
+g++ -std=c++20 -O2 -I out_ext -I . examples/aot_fashion/main.cpp out_ext/fashion_mlp.o -Lbuild/runtime -lkiln_runtime -lz \
+  -o classify_ext
+ext=$(./classify_ext /usr/share/datasets/fashion-mnist out_ext/fashion_mlp.safetensors | sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p')
+echo "classify with external weights: $ext"
+test "$ext" = "$got"
+# A weights file that is not there is the wrapper's clear error, not a crash.
+if ./classify_ext /usr/share/datasets/fashion-mnist missing.safetensors 2> missing.log; then exit 1; fi
+grep -q "missing.safetensors" missing.log
+echo "aot example ok"
