@@ -34,7 +34,7 @@ int runCompile(const std::vector<std::string>& args) {
               "Compiles a model ahead of time into DIR/NAME.o (an ELF object) and DIR/NAME.h (its\n"
               "C entry points, the names, dtypes and shapes of their tensors and state, the arena\n"
               "size formula, and a C++ wrapper class). Link the object with the runtime library:\n"
-              "  g++ main.cpp DIR/NAME.o -I DIR -LKILN_BUILD/runtime -lkiln_runtime -lz\n"
+              "  g++ main.cpp DIR/NAME.o -I DIR -LKILN_BUILD/runtime -lkiln_runtime -lz -pthread\n"
               "  infer  NAME_predict\n"
               "  train  NAME_train_step (updates the state in place) and NAME_evaluate\n"
               "The weights come from --weights (a safetensors checkpoint, e.g. from kiln train) or\n"

@@ -22,9 +22,15 @@ mkdir -p "$WORK"
 cd "$WORK"
 
 echo "== cross-compiling the runtime for aarch64-linux-gnu"
-aarch64-linux-gnu-g++ -std=c++20 -O2 -I/usr/include/eigen3 -I"$SRC" -c "$SRC/runtime/AbiKernels.cpp" -o abi.o
-aarch64-linux-gnu-g++ -std=c++20 -O2 -I"$SRC" -c "$SRC/runtime/Npy.cpp" -o npy.o
-aarch64-linux-gnu-ar rcs libkiln_runtime_aarch64.a abi.o npy.o
+# What compiled code calls (the kernels and their thread pool) and what the driver uses (.npy).
+objs=""
+for f in AbiKernels ThreadPool Npy; do
+  if [ -f "$SRC/runtime/$f.cpp" ]; then
+    aarch64-linux-gnu-g++ -std=c++20 -O2 -pthread -I/usr/include/eigen3 -I"$SRC" -c "$SRC/runtime/$f.cpp" -o "$f.o"
+    objs="$objs $f.o"
+  fi
+done
+aarch64-linux-gnu-ar rcs libkiln_runtime_aarch64.a $objs
 
 for m in $MODELS; do
   echo "== $m"

@@ -31,7 +31,7 @@ awk -v g="$got" -v w="$want" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != 
 ./build/compiler/kiln compile examples/fashion_mlp/fashion_mlp.model.pbtxt --mode infer --weights fashion_mlp.safetensors \
   --weights-external -o out_ext/
 g++ -std=c++20 -O2 -I out_ext -I . examples/aot_fashion/main.cpp out_ext/fashion_mlp.o -Lbuild/runtime -lkiln_runtime -lz \
-  -o classify_ext
+  -pthread -o classify_ext
 ext=$(./classify_ext /usr/share/datasets/fashion-mnist out_ext/fashion_mlp.safetensors | sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p')
 echo "classify with external weights: $ext"
 test "$ext" = "$got"
