@@ -2,9 +2,6 @@
 // code and embedded weights loaded back and run against the interpreter, external weights, and
 // the header as valid C.
 #include <gtest/gtest.h>
-#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
-#include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/TargetParser/Host.h>
 #include <unistd.h>
 
@@ -14,8 +11,7 @@
 #include <random>
 #include <sstream>
 
-#include "CodegenTestUtil.h"
-#include "compiler/codegen/Optimize.h"
+#include "AotTestUtil.h"
 #include "compiler/codegen/Target.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/training/Checkpoint.h"
@@ -40,12 +36,7 @@ std::string readText(const fs::path& p) {
   return ss.str();
 }
 
-/// runCompile's exit status and what it printed to stderr.
-std::pair<int, std::string> compile(const std::vector<std::string>& args) {
-  testing::internal::CaptureStderr();
-  int status = driver::runCompile(args);
-  return {status, testing::internal::GetCapturedStderr()};
-}
+std::pair<int, std::string> compile(const std::vector<std::string>& args) { return test::runCompileCaptured(args); }
 
 /// The inference graph's parameters with random values (not the initializers', so that a test
 /// can tell checkpoint weights from initialized ones); variances positive.
@@ -154,50 +145,6 @@ TEST(AotCompile, BadInputIsAClearErrorWithStatus1) {
   EXPECT_EQ(compile({kMlp, "-O", "4", "-o", out}).first, 1);
 }
 
-/// Loads an AOT object into an ORC JIT (as a static linker would, with the runtime's symbols)
-/// and returns the address of `symbol`.
-class ObjectLoader {
- public:
-  explicit ObjectLoader(const std::string& objectPath) {
-    codegen::initializeNativeTarget();
-    auto jit = llvm::orc::LLJITBuilder().create();
-    if (!jit) {
-      error_ = llvm::toString(jit.takeError());
-      return;
-    }
-    jit_ = std::move(*jit);
-    llvm::orc::JITDylib& jd = jit_->getMainJITDylib();
-    llvm::orc::SymbolMap symbols;
-    symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F32)] = {
-        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f32)), llvm::JITSymbolFlags::Exported};
-    symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F64)] = {
-        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f64)), llvm::JITSymbolFlags::Exported};
-    if (auto e = jd.define(llvm::orc::absoluteSymbols(std::move(symbols)))) error_ = llvm::toString(std::move(e));
-    auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit_->getDataLayout().getGlobalPrefix());
-    if (gen) jd.addGenerator(std::move(*gen));
-    auto buf = llvm::MemoryBuffer::getFile(objectPath);
-    if (!buf) {
-      error_ = "cannot read " + objectPath;
-      return;
-    }
-    if (auto e = jit_->addObjectFile(std::move(*buf))) error_ = llvm::toString(std::move(e));
-  }
-  const std::string& error() const { return error_; }
-  template <class T>
-  T lookup(const std::string& symbol) {
-    auto a = jit_->lookup(symbol);
-    if (!a) {
-      error_ = llvm::toString(a.takeError());
-      return nullptr;
-    }
-    return a->toPtr<T>();
-  }
-
- private:
-  std::unique_ptr<llvm::orc::LLJIT> jit_;
-  std::string error_;
-};
-
 TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
   fs::path d = tempDir("object");
   auto m = driver::loadAnyModel(kMlp);
@@ -216,7 +163,7 @@ TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
   EXPECT_NE(header.find("{\"logits\", \"float32\", \"F32\", 4, 2, {-1, 10}, 10, 1}"), std::string::npos);
   EXPECT_NE(header.find("#define FASHION_MLP_NUM_STATE 18\n"), std::string::npos);
 
-  ObjectLoader obj((fs::path(out) / "fashion_mlp.o").string());
+  test::ObjectLoader obj((fs::path(out) / "fashion_mlp.o").string());
   ASSERT_EQ(obj.error(), "");
   auto predict = obj.lookup<kiln_entry_fn>("fashion_mlp_predict");
   auto arenaSize = obj.lookup<kiln_arena_size_fn>("fashion_mlp_predict_arena_size");
