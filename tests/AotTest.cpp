@@ -145,7 +145,11 @@ TEST(AotCompile, BadInputIsAClearErrorWithStatus1) {
   EXPECT_EQ(compile({kMlp, "-O", "4", "-o", out}).first, 1);
 }
 
-TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
+/// Compiles fashion_mlp with checkpoint weights (with `extra` arguments), loads the object and
+/// checks its predictions against the interpreter on the checkpoint's parameters at several
+/// batches. With `exactWeights` (the graph compiled as written) also checks that the embedded
+/// weights are the checkpoint's byte for byte and that the arena is the JIT's plan.
+void checkObjectAgainstInterpreter(const std::vector<std::string>& extra, bool exactWeights) {
   fs::path d = tempDir("object");
   auto m = driver::loadAnyModel(kMlp);
   ASSERT_TRUE(m) << m.error().str();
@@ -155,13 +159,14 @@ TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
   std::string ckpt = (d / "w.safetensors").string();
   ASSERT_TRUE(writeCheckpoint(ckpt, c));
   std::string out = (d / "out").string();
-  auto [status, err] = compile({kMlp, "--mode", "infer", "--weights", ckpt, "-o", out});
+  std::vector<std::string> args = {kMlp, "--mode", "infer", "--weights", ckpt, "-o", out};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto [status, err] = compile(args);
   ASSERT_EQ(status, 0) << err;
   std::string header = readText(fs::path(out) / "fashion_mlp.h");
   EXPECT_NE(header.find("#define FASHION_MLP_PREDICT_NUM_INPUTS 1\n"), std::string::npos);
   EXPECT_NE(header.find("{\"x\", \"float32\", \"F32\", 4, 2, {-1, 784}, 784, 1}"), std::string::npos) << header;
   EXPECT_NE(header.find("{\"logits\", \"float32\", \"F32\", 4, 2, {-1, 10}, 10, 1}"), std::string::npos);
-  EXPECT_NE(header.find("#define FASHION_MLP_NUM_STATE 18\n"), std::string::npos);
 
   test::ObjectLoader obj((fs::path(out) / "fashion_mlp.o").string());
   ASSERT_EQ(obj.error(), "");
@@ -170,24 +175,34 @@ TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
   auto weights = obj.lookup<const void* const*>("fashion_mlp_weights");
   ASSERT_TRUE(predict && arenaSize && weights) << obj.error();
 
-  // The embedded weights are the checkpoint's, byte for byte, in the graph's parameter order.
   std::vector<Node*> params = g.parameters();
   Interpreter interp(g);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const Tensor& t = c.tensors.at(params[i]->name());
-    EXPECT_EQ(std::memcmp(weights[i], t.raw(), static_cast<size_t>(t.byteSize())), 0) << params[i]->name();
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(weights[i]) % 64, 0u) << params[i]->name();
-    ASSERT_TRUE(interp.setParameter(params[i]->name(), t));
+  for (size_t i = 0; i < params.size(); ++i) ASSERT_TRUE(interp.setParameter(params[i]->name(), c.tensors.at(params[i]->name())));
+  std::unique_ptr<codegen::JitGraph> jit;
+  if (exactWeights) {
+    // The embedded weights are the checkpoint's, byte for byte, in the graph's parameter order.
+    EXPECT_NE(header.find("#define FASHION_MLP_NUM_STATE 18\n"), std::string::npos);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Tensor& t = c.tensors.at(params[i]->name());
+      EXPECT_EQ(std::memcmp(weights[i], t.raw(), static_cast<size_t>(t.byteSize())), 0) << params[i]->name();
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(weights[i]) % 64, 0u) << params[i]->name();
+    }
+    auto j = codegen::JitGraph::compile(g);
+    ASSERT_TRUE(j) << j.error().str();
+    jit = std::move(*j);
+  } else {
+    // Batch norm folded: the state is the three folded kernels and biases.
+    EXPECT_NE(header.find("#define FASHION_MLP_NUM_STATE 6\n"), std::string::npos) << header;
   }
-  // The arena formula the header states is the object's.
-  auto jit = codegen::JitGraph::compile(g);
-  ASSERT_TRUE(jit) << jit.error().str();
   std::mt19937_64 rng(3);
   for (int64_t batch : {1, 5, 64}) {
-    EXPECT_EQ(arenaSize(batch), (*jit)->arenaSize(batch));
-    std::string formula = "#define FASHION_MLP_PREDICT_ARENA_PER_BATCH " +
-                          std::to_string((*jit)->memoryPlan().perBatchBytes) + "\n";
-    EXPECT_NE(header.find(formula), std::string::npos) << formula;
+    if (jit) {
+      // The arena formula the header states is the object's and the JIT's plan.
+      EXPECT_EQ(arenaSize(batch), jit->arenaSize(batch));
+      std::string formula = "#define FASHION_MLP_PREDICT_ARENA_PER_BATCH " +
+                            std::to_string(jit->memoryPlan().perBatchBytes) + "\n";
+      EXPECT_NE(header.find(formula), std::string::npos) << formula;
+    }
     Tensor x = test::randomTensor(DType::Float32, {batch, 784}, {.floatScale = 1.0}, rng);
     Tensor logits(DType::Float32, {batch, 10});
     std::vector<unsigned char> arena(static_cast<size_t>(arenaSize(batch)) + 64);
@@ -206,10 +221,18 @@ TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
   EXPECT_EQ(predict(0, ins, outs, const_cast<void* const*>(weights), nullptr, 0, 0), 1);
 }
 
+TEST(AotCompile, ObjectWithCheckpointWeightsMatchesTheInterpreter) {
+  checkObjectAgainstInterpreter({"--no-graph-passes"}, /*exactWeights=*/true);
+}
+
+TEST(AotCompile, ObjectWithFoldedBatchNormMatchesTheInterpreter) {
+  checkObjectAgainstInterpreter({}, /*exactWeights=*/false);
+}
+
 TEST(AotCompile, ExternalWeightsAndAArch64Objects) {
   fs::path d = tempDir("external");
   std::string out = (d / "out").string();
-  auto [status, err] = compile({kMlp, "--weights-external", "--seed", "5", "-o", out});
+  auto [status, err] = compile({kMlp, "--weights-external", "--no-graph-passes", "--seed", "5", "-o", out});
   ASSERT_EQ(status, 0) << err;
   auto w = readCheckpoint((fs::path(out) / "fashion_mlp.safetensors").string());
   ASSERT_TRUE(w) << w.error().str();

@@ -123,20 +123,16 @@ Expected<AotResult> compileAot(const std::string& rawName, const std::vector<Aot
   hs.source = opts.source;
   hs.weightsOrigin = opts.weightsOrigin;
   for (const AotFunction& f : functions) {
-    // In-place state updates are the training-step lowering's (branch jit-train, not on main yet).
-    if (f.updatesState)
-      return Error::msg("compiling training steps ahead of time needs the training-step lowering, which is not "
-                        "available yet; use --mode infer");
     for (const Node* i : f.graph->inputs())
       if (i->result()->type().rank() > kHeaderMaxRank) return i->error("inputs of rank above 8 are not supported by AOT headers");
-    KILN_ASSIGN_OR_RETURN(LoweredGraph lg, lowerGraph(*f.graph, ctx, name, f.entry));
+    KILN_ASSIGN_OR_RETURN(LoweredGraph lg, lowerGraph(*f.graph, ctx, name, /*schedule=*/{}, f.entry, f.updatesState));
     HeaderFunction hf;
     hf.entry = f.entry;
     hf.symbol = lg.entrySymbol;
     hf.arenaSizeSymbol = lg.arenaSizeSymbol;
     hf.graph = f.graph;
     hf.updatesState = f.updatesState;
-    for (const GraphOutput& o : f.graph->outputs()) hf.returned.push_back(&o);
+    for (size_t i : lg.returnedOutputs) hf.returned.push_back(&f.graph->outputs()[i]);
     for (const Node* p : f.graph->parameters()) hf.paramIndex.push_back(stateIndex.at(p->name()));
     hf.arenaStatic = lg.plan.staticBytes;
     hf.arenaPerBatch = lg.plan.perBatchBytes;
