@@ -264,18 +264,28 @@ TEST(AotCompile, ExternalWeightsAndAArch64Objects) {
 }
 
 TEST(AotCompile, HeaderIsValidCAndCxx) {
-  fs::path d = tempDir("header");
-  std::string out = (d / "out").string();
-  ASSERT_EQ(compile({kMlp, "-o", out}).first, 0);
-  std::string h = (fs::path(out) / "fashion_mlp.h").string();
-  // Two inclusions check the include guards; the shared struct's guard lets headers combine.
-  std::ofstream(d / "c.c") << "#include \"" << h << "\"\n#include \"" << h << "\"\n"
-                           << "int main(void) { return fashion_mlp_predict_inputs[0].elements == 784 ? 0 : 1; }\n";
-  std::ofstream(d / "cxx.cpp") << "#include \"" << h << "\"\nint main() { kiln_aot::fashion_mlp m; return m.ok() ? 0 : 1; }\n";
-  std::string cc = "cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only " + (d / "c.c").string();
-  std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only " + (d / "cxx.cpp").string();
-  EXPECT_EQ(std::system(cc.c_str()), 0) << cc;
-  EXPECT_EQ(std::system(cxx.c_str()), 0) << cxx;
+  for (std::string mode : {"infer", "train"}) {
+    for (bool external : {false, true}) {
+      fs::path d = tempDir("header_" + mode + (external ? "_ext" : ""));
+      std::string out = (d / "out").string();
+      std::vector<std::string> args = {kMlp, "--mode", mode, "-o", out};
+      if (external) args.push_back("--weights-external");
+      ASSERT_EQ(compile(args).first, 0) << mode;
+      std::string h = (fs::path(out) / "fashion_mlp.h").string();
+      std::string entry = mode == "infer" ? "predict" : "train_step";
+      // Two inclusions check the include guards; the shared struct's guard lets headers combine.
+      std::ofstream(d / "c.c") << "#include \"" << h << "\"\n#include \"" << h << "\"\n"
+                               << "int main(void) { return fashion_mlp_" << entry
+                               << "_inputs[0].elements == 784 ? 0 : 1; }\n";
+      std::ofstream(d / "cxx.cpp") << "#include \"" << h << "\"\nint main() { kiln_aot::fashion_mlp m"
+                                   << (external ? "(\"w.safetensors\")" : "") << "; return m.ok() ? 0 : 1; }\n";
+      std::string cc = "cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only " + (d / "c.c").string();
+      std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I " + test::sourcePath("") + " " +
+                        (d / "cxx.cpp").string();
+      EXPECT_EQ(std::system(cc.c_str()), 0) << cc;
+      EXPECT_EQ(std::system(cxx.c_str()), 0) << cxx;
+    }
+  }
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ shift 5
 MODELS=${*:-"fashion_mlp deep_selu deep_swish_1cycle fashion_regularized transfer_a transfer_b autoencoder autoencoder_classifier"}
 TOL=2e-5
 BATCH=7
+TRAIN_STEPS=10
+TRAIN_TOL=${TRAIN_TOL:-2e-5}
 rm -rf "$WORK"
 mkdir -p "$WORK"
 cd "$WORK"
@@ -54,5 +56,23 @@ for m in $MODELS; do
     "$COMPARE" $TOL "run_x64_$m/out_$f.npy" "interp_$m/$f.npy"
     "$COMPARE" $TOL "run_a64_$m/out_$f.npy" "run_x64_$m/out_$f.npy"
   done
+done
+# Training steps through the generated wrapper on both architectures (fashion_mlp: SGD with batch
+# norm; fashion_regularized: dropout, whose masks come from (seed, node, step)). tests/AotTrainTest
+# checks the host object's steps against the interpreter; here AArch64 must follow the host.
+for m in fashion_mlp fashion_regularized; do
+  echo "== $m training steps"
+  model="$SRC/examples/$m/$m.model.pbtxt"
+  "$KILN" compile "$model" --mode train --target aarch64-linux-gnu --cpu cortex-a72 -o "a64_train_$m"
+  "$KILN" compile "$model" --mode train -o "x64_train_$m"
+  aarch64-linux-gnu-g++ -std=c++20 -O1 -I"a64_train_$m" -I"$SRC" -DKILN_AOT_HEADER="\"$m.h\"" -DKILN_AOT_NAME="$m" \
+    "$SRC/tests/aot/train_driver.cpp" "a64_train_$m/$m.o" -L. -lkiln_runtime_aarch64 -pthread -o "trd_a64_$m"
+  g++ -std=c++20 -O1 -I"x64_train_$m" -I"$SRC" -DKILN_AOT_HEADER="\"$m.h\"" -DKILN_AOT_NAME="$m" \
+    "$SRC/tests/aot/train_driver.cpp" "x64_train_$m/$m.o" -L"$HOSTRT" -lkiln_runtime -lz -pthread -o "trd_x64_$m"
+  mkdir -p "train_a64_$m" "train_x64_$m"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "./trd_a64_$m" "train_a64_$m" 16 $TRAIN_STEPS
+  "./trd_x64_$m" "train_x64_$m" 16 $TRAIN_STEPS
+  "$COMPARE" $TRAIN_TOL "train_a64_$m/train_losses.npy" "train_x64_$m/train_losses.npy"
+  "$COMPARE" $TRAIN_TOL "train_a64_$m/eval_after.npy" "train_x64_$m/eval_after.npy"
 done
 echo "all models match on aarch64 (qemu), x86-64 and the interpreter"
