@@ -36,7 +36,9 @@ std::string readText(const fs::path& p) {
   return ss.str();
 }
 
-std::pair<int, std::string> compile(const std::vector<std::string>& args) { return test::runCompileCaptured(args); }
+std::pair<int, std::string> compile(const std::vector<std::string>& args) {
+  return test::runCompileCaptured(args);
+}
 
 /// The inference graph's parameters with random values (not the initializers', so that a test
 /// can tell checkpoint weights from initialized ones); variances positive.
@@ -46,7 +48,8 @@ Checkpoint randomCheckpoint(const Graph& g, uint64_t seed) {
   for (Node* p : g.parameters()) {
     bool variance = p->name().find("variance") != std::string::npos;
     test::InputSpec spec{.floatScale = 0.1, .positive = variance};
-    c.tensors[p->name()] = test::randomTensor(p->result()->type().dtype, p->result()->type().shape, spec, rng);
+    c.tensors[p->name()] =
+        test::randomTensor(p->result()->type().dtype, p->result()->type().shape, spec, rng);
   }
   return c;
 }
@@ -78,8 +81,9 @@ TEST(AotTarget, TriplesAndCpusByName) {
 TEST(AotTarget, UnknownNamesListTheValidOnes) {
   auto bad = codegen::createTargetMachine({"sparc-linux-gnu", "", 2});
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.error().str().find("unknown target triple 'sparc-linux-gnu'; kiln compiles for x86_64-linux-gnu, "
-                                   "aarch64-linux-gnu"),
+  EXPECT_NE(bad.error().str().find(
+                "unknown target triple 'sparc-linux-gnu'; kiln compiles for x86_64-linux-gnu, "
+                "aarch64-linux-gnu"),
             std::string::npos)
       << bad.error().str();
   auto cpu = codegen::createTargetMachine({"x86_64-linux-gnu", "skylak", 2});
@@ -91,10 +95,12 @@ TEST(AotTarget, UnknownNamesListTheValidOnes) {
   auto arm = codegen::createTargetMachine({"aarch64-linux-gnu", "cortex-a99", 2});
   ASSERT_FALSE(arm);
   EXPECT_NE(arm.error().str().find("cortex-a72"), std::string::npos) << arm.error().str();
-  EXPECT_EQ(arm.error().str().find("skylake"), std::string::npos) << "lists another architecture's CPUs";
+  EXPECT_EQ(arm.error().str().find("skylake"), std::string::npos)
+      << "lists another architecture's CPUs";
   auto native = codegen::createTargetMachine({"aarch64-linux-gnu", "native", 2});
   ASSERT_FALSE(native);
-  EXPECT_NE(native.error().str().find("--cpu native needs the host's architecture"), std::string::npos);
+  EXPECT_NE(native.error().str().find("--cpu native needs the host's architecture"),
+            std::string::npos);
 }
 
 TEST(AotCompile, BadInputIsAClearErrorWithStatus1) {
@@ -123,16 +129,19 @@ TEST(AotCompile, BadInputIsAClearErrorWithStatus1) {
   ASSERT_TRUE(writeCheckpoint(wrong, c));
   auto [s4, e4] = compile({kMlp, "--weights", wrong, "-o", out});
   EXPECT_EQ(s4, 1);
-  EXPECT_NE(e4.find(wrong + ": tensor 'hidden1/kernel' is float32[784,200] in the checkpoint, but the model's "
-                            "parameter is float32[784,300]"),
-            std::string::npos)
+  EXPECT_NE(
+      e4.find(wrong +
+              ": tensor 'hidden1/kernel' is float32[784,200] in the checkpoint, but the model's "
+              "parameter is float32[784,300]"),
+      std::string::npos)
       << e4;
   c = randomCheckpoint(*m->model.graph, 1);
   c.tensors.erase("batch_normalization_2/moving_variance");
   ASSERT_TRUE(writeCheckpoint(wrong, c));
   auto [s5, e5] = compile({kMlp, "--weights", wrong, "-o", out});
   EXPECT_EQ(s5, 1);
-  EXPECT_NE(e5.find("no tensor 'batch_normalization_2/moving_variance'; the model's parameter is float32[100]"),
+  EXPECT_NE(e5.find("no tensor 'batch_normalization_2/moving_variance'; the model's parameter is "
+                    "float32[100]"),
             std::string::npos)
       << e5;
   auto [s6, e6] = compile({kMlp, "--weights", (d / "missing.safetensors").string(), "-o", out});
@@ -165,8 +174,11 @@ void checkObjectAgainstInterpreter(const std::vector<std::string>& extra, bool e
   ASSERT_EQ(status, 0) << err;
   std::string header = readText(fs::path(out) / "fashion_mlp.h");
   EXPECT_NE(header.find("#define FASHION_MLP_PREDICT_NUM_INPUTS 1\n"), std::string::npos);
-  EXPECT_NE(header.find("{\"x\", \"float32\", \"F32\", 4, 2, {-1, 784}, 784, 1}"), std::string::npos) << header;
-  EXPECT_NE(header.find("{\"logits\", \"float32\", \"F32\", 4, 2, {-1, 10}, 10, 1}"), std::string::npos);
+  EXPECT_NE(header.find("{\"x\", \"float32\", \"F32\", 4, 2, {-1, 784}, 784, 1}"),
+            std::string::npos)
+      << header;
+  EXPECT_NE(header.find("{\"logits\", \"float32\", \"F32\", 4, 2, {-1, 10}, 10, 1}"),
+            std::string::npos);
 
   test::ObjectLoader obj((fs::path(out) / "fashion_mlp.o").string());
   ASSERT_EQ(obj.error(), "");
@@ -177,14 +189,16 @@ void checkObjectAgainstInterpreter(const std::vector<std::string>& extra, bool e
 
   std::vector<Node*> params = g.parameters();
   Interpreter interp(g);
-  for (size_t i = 0; i < params.size(); ++i) ASSERT_TRUE(interp.setParameter(params[i]->name(), c.tensors.at(params[i]->name())));
+  for (size_t i = 0; i < params.size(); ++i)
+    ASSERT_TRUE(interp.setParameter(params[i]->name(), c.tensors.at(params[i]->name())));
   std::unique_ptr<codegen::JitGraph> jit;
   if (exactWeights) {
     // The embedded weights are the checkpoint's, byte for byte, in the graph's parameter order.
     EXPECT_NE(header.find("#define FASHION_MLP_NUM_STATE 18\n"), std::string::npos);
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor& t = c.tensors.at(params[i]->name());
-      EXPECT_EQ(std::memcmp(weights[i], t.raw(), static_cast<size_t>(t.byteSize())), 0) << params[i]->name();
+      EXPECT_EQ(std::memcmp(weights[i], t.raw(), static_cast<size_t>(t.byteSize())), 0)
+          << params[i]->name();
       EXPECT_EQ(reinterpret_cast<uintptr_t>(weights[i]) % 64, 0u) << params[i]->name();
     }
     auto j = codegen::JitGraph::compile(g);
@@ -232,7 +246,8 @@ TEST(AotCompile, ObjectWithFoldedBatchNormMatchesTheInterpreter) {
 TEST(AotCompile, ExternalWeightsAndAArch64Objects) {
   fs::path d = tempDir("external");
   std::string out = (d / "out").string();
-  auto [status, err] = compile({kMlp, "--weights-external", "--no-graph-passes", "--seed", "5", "-o", out});
+  auto [status, err] =
+      compile({kMlp, "--weights-external", "--no-graph-passes", "--seed", "5", "-o", out});
   ASSERT_EQ(status, 0) << err;
   auto w = readCheckpoint((fs::path(out) / "fashion_mlp.safetensors").string());
   ASSERT_TRUE(w) << w.error().str();
@@ -244,21 +259,27 @@ TEST(AotCompile, ExternalWeightsAndAArch64Objects) {
   for (const auto& [name, t] : interp.parameters()) {
     ASSERT_TRUE(w->tensors.count(name)) << name;
     EXPECT_EQ(w->tensors.at(name).type(), t.type()) << name;
-    EXPECT_EQ(std::memcmp(w->tensors.at(name).raw(), t.raw(), static_cast<size_t>(t.byteSize())), 0) << name;
+    EXPECT_EQ(std::memcmp(w->tensors.at(name).raw(), t.raw(), static_cast<size_t>(t.byteSize())), 0)
+        << name;
   }
   std::string header = readText(fs::path(out) / "fashion_mlp.h");
   EXPECT_EQ(header.find("fashion_mlp_weights"), std::string::npos);
-  EXPECT_NE(header.find("explicit fashion_mlp(const std::string& weights_path)"), std::string::npos);
+  EXPECT_NE(header.find("explicit fashion_mlp(const std::string& weights_path)"),
+            std::string::npos);
   EXPECT_LT(fs::file_size(fs::path(out) / "fashion_mlp.o"), 100000u) << "weights embedded anyway";
 
   // The AArch64 object is an ELF relocatable for EM_AARCH64 (183); the host's for EM_X86_64 (62).
   std::string a64 = (d / "a64").string();
-  auto [s2, e2] = compile({kMlp, "--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "-O", "2", "-o", a64});
+  auto [s2, e2] =
+      compile({kMlp, "--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "-O", "2", "-o", a64});
   ASSERT_EQ(s2, 0) << e2;
-  std::string obj = readText(fs::path(a64) / "fashion_mlp.o"), host = readText(fs::path(out) / "fashion_mlp.o");
+  std::string obj = readText(fs::path(a64) / "fashion_mlp.o"),
+              host = readText(fs::path(out) / "fashion_mlp.o");
   ASSERT_GT(obj.size(), 20u);
   ASSERT_GT(host.size(), 20u);
-  EXPECT_EQ(obj.substr(0, 4), "\x7f" "ELF");
+  EXPECT_EQ(obj.substr(0, 4),
+            "\x7f"
+            "ELF");
   EXPECT_EQ(static_cast<unsigned char>(obj[18]), 183);
   EXPECT_EQ(static_cast<unsigned char>(host[18]), 62);
 }
@@ -277,11 +298,13 @@ TEST(AotCompile, HeaderIsValidCAndCxx) {
       std::ofstream(d / "c.c") << "#include \"" << h << "\"\n#include \"" << h << "\"\n"
                                << "int main(void) { return fashion_mlp_" << entry
                                << "_inputs[0].elements == 784 ? 0 : 1; }\n";
-      std::ofstream(d / "cxx.cpp") << "#include \"" << h << "\"\nint main() { kiln_aot::fashion_mlp m"
-                                   << (external ? "(\"w.safetensors\")" : "") << "; return m.ok() ? 0 : 1; }\n";
-      std::string cc = "cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only " + (d / "c.c").string();
-      std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I " + test::sourcePath("") + " " +
-                        (d / "cxx.cpp").string();
+      std::ofstream(d / "cxx.cpp")
+          << "#include \"" << h << "\"\nint main() { kiln_aot::fashion_mlp m"
+          << (external ? "(\"w.safetensors\")" : "") << "; return m.ok() ? 0 : 1; }\n";
+      std::string cc =
+          "cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only " + (d / "c.c").string();
+      std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I " +
+                        test::sourcePath("") + " " + (d / "cxx.cpp").string();
       EXPECT_EQ(std::system(cc.c_str()), 0) << cc;
       EXPECT_EQ(std::system(cxx.c_str()), 0) << cxx;
     }

@@ -40,11 +40,15 @@ class ObjectLoader {
     llvm::orc::JITDylib& jd = jit_->getMainJITDylib();
     llvm::orc::SymbolMap symbols;
     symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F32)] = {
-        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f32)), llvm::JITSymbolFlags::Exported};
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f32)),
+        llvm::JITSymbolFlags::Exported};
     symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F64)] = {
-        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f64)), llvm::JITSymbolFlags::Exported};
-    if (auto e = jd.define(llvm::orc::absoluteSymbols(std::move(symbols)))) error_ = llvm::toString(std::move(e));
-    auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit_->getDataLayout().getGlobalPrefix());
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f64)),
+        llvm::JITSymbolFlags::Exported};
+    if (auto e = jd.define(llvm::orc::absoluteSymbols(std::move(symbols))))
+      error_ = llvm::toString(std::move(e));
+    auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+        jit_->getDataLayout().getGlobalPrefix());
     if (gen) jd.addGenerator(std::move(*gen));
     auto buf = llvm::MemoryBuffer::getFile(objectPath);
     if (!buf) {

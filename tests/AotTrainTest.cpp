@@ -17,17 +17,21 @@ namespace fs = std::filesystem;
 /// Aligned storage for one call's arena.
 struct Arena {
   explicit Arena(int64_t bytes) : storage(static_cast<size_t>(bytes) + 64) {}
-  void* get() { return storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64; }
+  void* get() {
+    return storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+  }
   std::vector<unsigned char> storage;
 };
 
 /// Runs `steps` training steps of `model` through its AOT object and through the interpreter from
 /// the same initial state (the object's embedded one, which must be the initializers' of `seed`),
 /// then evaluates both; every returned output and every state tensor must agree within `tol`.
-void expectTrainObjectMatchesInterpreter(const std::string& model, uint64_t seed, int steps, double tol) {
+void expectTrainObjectMatchesInterpreter(const std::string& model, uint64_t seed, int steps,
+                                         double tol) {
   fs::path d = fs::temp_directory_path() / ("kiln_aot_train_" + std::to_string(::getpid()));
   fs::remove_all(d);
-  auto [status, err] = test::runCompileCaptured({model, "--mode", "train", "--seed", std::to_string(seed), "-o", d.string()});
+  auto [status, err] = test::runCompileCaptured(
+      {model, "--mode", "train", "--seed", std::to_string(seed), "-o", d.string()});
   ASSERT_EQ(status, 0) << err;
   auto m = loadTrainingModel(model, "", nullptr, nullptr);
   ASSERT_TRUE(m) << m.error().str();
@@ -85,19 +89,23 @@ void expectTrainObjectMatchesInterpreter(const std::string& model, uint64_t seed
     for (Node* n : step.inputs()) ins.push_back(inputs.at(n->name()).raw());
     std::vector<Tensor> outs;
     std::vector<void*> outPtrs;
-    for (const GraphOutput* o : returned) outs.emplace_back(o->value->type().dtype, bindBatch(o->value->type().shape, batch));
+    for (const GraphOutput* o : returned)
+      outs.emplace_back(o->value->type().dtype, bindBatch(o->value->type().shape, batch));
     for (Tensor& t : outs) outPtrs.push_back(t.raw());
     Arena arena(trainArena(batch));
-    ASSERT_EQ(trainStep(batch, ins.data(), outPtrs.data(), statePtrs.data(), arena.get(), seed, s), 0);
+    ASSERT_EQ(trainStep(batch, ins.data(), outPtrs.data(), statePtrs.data(), arena.get(), seed, s),
+              0);
     auto want = ref.run(inputs, s);
     ASSERT_TRUE(want) << want.error().str();
     for (size_t i = 0; i < returned.size(); ++i)
       EXPECT_LE(test::scaledError(outs[i], want->at(returned[i]->name)), tol)
-          << returned[i]->name << " at step " << s << ": " << outs[i].str() << " vs " << want->at(returned[i]->name).str();
+          << returned[i]->name << " at step " << s << ": " << outs[i].str() << " vs "
+          << want->at(returned[i]->name).str();
   }
   std::map<std::string, Tensor> refState = ref.state();
   for (size_t i = 0; i < params.size(); ++i)
-    EXPECT_LE(test::scaledError(state[i], refState.at(params[i]->name())), tol) << params[i]->name();
+    EXPECT_LE(test::scaledError(state[i], refState.at(params[i]->name())), tol)
+        << params[i]->name();
 
   // evaluate on the trained state, against the interpreter's evaluation graph on the same state.
   InterpreterExecutor refEval(eval, /*updatesState=*/false, seed);
@@ -111,28 +119,32 @@ void expectTrainObjectMatchesInterpreter(const std::string& model, uint64_t seed
   for (Node* n : eval.inputs()) ins.push_back(inputs.at(n->name()).raw());
   std::vector<Tensor> outs;
   std::vector<void*> outPtrs;
-  for (const GraphOutput& o : eval.outputs()) outs.emplace_back(o.value->type().dtype, bindBatch(o.value->type().shape, batch));
+  for (const GraphOutput& o : eval.outputs())
+    outs.emplace_back(o.value->type().dtype, bindBatch(o.value->type().shape, batch));
   for (Tensor& t : outs) outPtrs.push_back(t.raw());
   Arena arena(evalArena(batch));
-  ASSERT_EQ(evaluate(batch, ins.data(), outPtrs.data(), evalParams.data(), arena.get(), seed, 0), 0);
+  ASSERT_EQ(evaluate(batch, ins.data(), outPtrs.data(), evalParams.data(), arena.get(), seed, 0),
+            0);
   auto want = refEval.run(inputs, 0);
   ASSERT_TRUE(want) << want.error().str();
   for (size_t i = 0; i < outs.size(); ++i)
-    EXPECT_LE(test::scaledError(outs[i], want->at(eval.outputs()[i].name)), tol) << eval.outputs()[i].name;
+    EXPECT_LE(test::scaledError(outs[i], want->at(eval.outputs()[i].name)), tol)
+        << eval.outputs()[i].name;
 }
 
 // Three SGD steps with batch norm in training mode: the state after them agrees to float32
 // rounding of the gradients (Eigen float32 products vs the interpreter's double sums), as the
 // JIT's training tests state.
 TEST(AotTrain, FashionMlpStepsMatchTheInterpreter) {
-  expectTrainObjectMatchesInterpreter(test::sourcePath("examples/fashion_mlp/fashion_mlp.model.pbtxt"), 42, 3, 2e-5);
+  expectTrainObjectMatchesInterpreter(
+      test::sourcePath("examples/fashion_mlp/fashion_mlp.model.pbtxt"), 42, 3, 2e-5);
 }
 
 // Dropout masks come from (seed, node, step) in the object as in the interpreter, so a step with
 // dropout agrees to the same rounding.
 TEST(AotTrain, DropoutStepsMatchTheInterpreter) {
-  expectTrainObjectMatchesInterpreter(test::sourcePath("examples/fashion_regularized/fashion_regularized.model.pbtxt"),
-                                      7, 2, 2e-5);
+  expectTrainObjectMatchesInterpreter(
+      test::sourcePath("examples/fashion_regularized/fashion_regularized.model.pbtxt"), 7, 2, 2e-5);
 }
 
 }  // namespace

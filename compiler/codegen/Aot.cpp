@@ -47,20 +47,24 @@ void addWeights(llvm::Module& m, const std::string& name, const std::vector<cons
   for (size_t i = 0; i < state.size(); ++i) {
     const Tensor& t = values.at(state[i]->name());
     llvm::StringRef bytes(static_cast<const char*>(t.raw()), static_cast<size_t>(t.byteSize()));
-    llvm::Constant* data = llvm::ConstantDataArray::getRaw(bytes, bytes.size(), llvm::Type::getInt8Ty(ctx));
-    auto* gv = new llvm::GlobalVariable(m, data->getType(), /*isConstant=*/true, llvm::GlobalValue::PrivateLinkage,
-                                        data, name + "_w" + std::to_string(i));
+    llvm::Constant* data =
+        llvm::ConstantDataArray::getRaw(bytes, bytes.size(), llvm::Type::getInt8Ty(ctx));
+    auto* gv = new llvm::GlobalVariable(m, data->getType(), /*isConstant=*/true,
+                                        llvm::GlobalValue::PrivateLinkage, data,
+                                        name + "_w" + std::to_string(i));
     gv->setAlignment(llvm::Align(64));
     ptrs.push_back(gv);
   }
   auto* tableTy = llvm::ArrayType::get(llvm::PointerType::get(ctx, 0), ptrs.size());
-  auto* table = new llvm::GlobalVariable(m, tableTy, /*isConstant=*/true, llvm::GlobalValue::ExternalLinkage,
-                                         llvm::ConstantArray::get(tableTy, ptrs), name + "_weights");
+  auto* table =
+      new llvm::GlobalVariable(m, tableTy, /*isConstant=*/true, llvm::GlobalValue::ExternalLinkage,
+                               llvm::ConstantArray::get(tableTy, ptrs), name + "_weights");
   table->setAlignment(llvm::Align(8));
 }
 
 Status writeFile(const std::string& path, std::string_view data) {
-  if (std::string e = rt::writeFileAtomically(path, data); !e.empty()) return Error::msg("cannot write " + e);
+  if (std::string e = rt::writeFileAtomically(path, data); !e.empty())
+    return Error::msg("cannot write " + e);
   return Status::ok();
 }
 
@@ -83,8 +87,8 @@ Expected<std::map<std::string, Tensor>> checkState(const std::vector<AotFunction
     const TensorType& want = p->result()->type();
     auto it = tensors.find(p->name());
     if (it == tensors.end())
-      return Error::msg(path + ": the checkpoint has no tensor '" + p->name() + "'; the model's parameter is " +
-                        want.str());
+      return Error::msg(path + ": the checkpoint has no tensor '" + p->name() +
+                        "'; the model's parameter is " + want.str());
     if (it->second.type() != want)
       return Error::msg(path + ": tensor '" + p->name() + "' is " + it->second.type().str() +
                         " in the checkpoint, but the model's parameter is " + want.str());
@@ -93,12 +97,14 @@ Expected<std::map<std::string, Tensor>> checkState(const std::vector<AotFunction
   return out;
 }
 
-Expected<AotResult> compileAot(const std::string& rawName, const std::vector<AotFunction>& functions,
-                               const std::map<std::string, Tensor>& stateValues, const AotOptions& opts,
-                               const std::string& outDir) {
+Expected<AotResult> compileAot(const std::string& rawName,
+                               const std::vector<AotFunction>& functions,
+                               const std::map<std::string, Tensor>& stateValues,
+                               const AotOptions& opts, const std::string& outDir) {
   AotResult r;
   std::string name = cIdentifier(rawName);
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm, createTargetMachine(opts.target, &r.target));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm,
+                        createTargetMachine(opts.target, &r.target));
   std::vector<const Node*> state = stateParameters(functions);
   std::map<std::string, int> stateIndex;
   for (size_t i = 0; i < state.size(); ++i) {
@@ -106,8 +112,10 @@ Expected<AotResult> compileAot(const std::string& rawName, const std::vector<Aot
     const TensorType& t = state[i]->result()->type();
     auto it = stateValues.find(state[i]->name());
     if (it == stateValues.end() || it->second.type() != t)
-      return Error::msg("internal: no value of type " + t.str() + " for state '" + state[i]->name() + "'");
-    if (t.rank() > kHeaderMaxRank) return Error::msg("state '" + state[i]->name() + "' has rank above 8");
+      return Error::msg("internal: no value of type " + t.str() + " for state '" +
+                        state[i]->name() + "'");
+    if (t.rank() > kHeaderMaxRank)
+      return Error::msg("state '" + state[i]->name() + "' has rank above 8");
     r.stateBytes += it->second.byteSize();
   }
   r.stateTensors = static_cast<int64_t>(state.size());
@@ -124,8 +132,10 @@ Expected<AotResult> compileAot(const std::string& rawName, const std::vector<Aot
   hs.weightsOrigin = opts.weightsOrigin;
   for (const AotFunction& f : functions) {
     for (const Node* i : f.graph->inputs())
-      if (i->result()->type().rank() > kHeaderMaxRank) return i->error("inputs of rank above 8 are not supported by AOT headers");
-    KILN_ASSIGN_OR_RETURN(LoweredGraph lg, lowerGraph(*f.graph, ctx, name, /*schedule=*/{}, f.entry, f.updatesState));
+      if (i->result()->type().rank() > kHeaderMaxRank)
+        return i->error("inputs of rank above 8 are not supported by AOT headers");
+    KILN_ASSIGN_OR_RETURN(
+        LoweredGraph lg, lowerGraph(*f.graph, ctx, name, /*schedule=*/{}, f.entry, f.updatesState));
     HeaderFunction hf;
     hf.entry = f.entry;
     hf.symbol = lg.entrySymbol;
@@ -153,7 +163,8 @@ Expected<AotResult> compileAot(const std::string& rawName, const std::vector<Aot
   optimizeModule(*module, *tm, opts.target.optLevel);
   std::string verifyErrors;
   llvm::raw_string_ostream vos(verifyErrors);
-  if (llvm::verifyModule(*module, &vos)) return Error::msg("internal: optimized module is invalid: " + verifyErrors);
+  if (llvm::verifyModule(*module, &vos))
+    return Error::msg("internal: optimized module is invalid: " + verifyErrors);
   r.times.optimization = secondsSince(start);
 
   // ---- Object emission.

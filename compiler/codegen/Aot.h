@@ -26,7 +26,8 @@ struct AotOptions {
   /// Write the state to DIR/NAME.safetensors for the wrapper to load at run time, instead of
   /// embedding it in the object's read-only data.
   bool externalWeights = false;
-  /// Where the weights came from, for the header's comment ("checkpoint X", "initializers, seed 0").
+  /// Where the weights came from, for the header's comment ("checkpoint X", "initializers, seed
+  /// 0").
   std::string weightsOrigin;
   /// The model file, for the header's comment.
   std::string source;

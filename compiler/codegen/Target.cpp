@@ -79,8 +79,8 @@ Expected<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(const TargetC
   std::string cpu = choice.cpu, features;
   if (cpu == "native" || (cpu.empty() && isHost)) {
     if (!isHost)
-      return Error::msg("--cpu native needs the host's architecture (" + host.str() + "), not " + triple.str() +
-                        "; name the target's CPU instead (e.g. cortex-a72)");
+      return Error::msg("--cpu native needs the host's architecture (" + host.str() + "), not " +
+                        triple.str() + "; name the target's CPU instead (e.g. cortex-a72)");
     cpu = llvm::sys::getHostCPUName().str();
     features = hostFeatures();
   } else if (cpu.empty()) {
@@ -98,13 +98,17 @@ Expected<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(const TargetC
         if (d < bestDistance) bestDistance = d, best = kv.Key;
       }
       std::string hint = best.empty() ? "" : "did you mean '" + best + "'? ";
-      return Error::msg("unknown CPU '" + cpu + "' for " + triple.str() + "; " + hint + "valid CPUs: " + join(names));
+      return Error::msg("unknown CPU '" + cpu + "' for " + triple.str() + "; " + hint +
+                        "valid CPUs: " + join(names));
     }
   }
   llvm::TargetOptions options;
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple.str(), cpu, features, options, llvm::Reloc::PIC_, std::nullopt, codeGenLevel(choice.optLevel)));
-  if (!tm) return Error::msg("LLVM cannot create a target machine for " + triple.str() + " (CPU " + cpu + ")");
+  std::unique_ptr<llvm::TargetMachine> tm(
+      target->createTargetMachine(triple.str(), cpu, features, options, llvm::Reloc::PIC_,
+                                  std::nullopt, codeGenLevel(choice.optLevel)));
+  if (!tm)
+    return Error::msg("LLVM cannot create a target machine for " + triple.str() + " (CPU " + cpu +
+                      ")");
   if (described) *described = {triple.str(), cpu, features};
   return tm;
 }

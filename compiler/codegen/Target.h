@@ -35,7 +35,7 @@ struct TargetDescription {
 /// A TargetMachine emitting position-independent code (objects link into PIE executables and
 /// shared libraries). Errors: an unknown or unsupported triple (listing the supported ones), an
 /// unknown CPU (listing the triple's CPUs, with a did-you-mean), "native" for a foreign triple.
-Expected<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(const TargetChoice& choice,
-                                                                   TargetDescription* described = nullptr);
+Expected<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(
+    const TargetChoice& choice, TargetDescription* described = nullptr);
 
 }  // namespace kiln::codegen

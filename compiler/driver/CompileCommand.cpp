@@ -32,31 +32,37 @@ Expected<std::map<std::string, Tensor>> initialState(const Graph& g, uint64_t se
 }  // namespace
 
 int runCompile(const std::vector<std::string>& args) {
-  ArgParser p("compile MODEL --mode infer|train -o DIR [options]",
-              "Compiles a model ahead of time into DIR/NAME.o (an ELF object) and DIR/NAME.h (its\n"
-              "C entry points, the names, dtypes and shapes of their tensors and state, the arena\n"
-              "size formula, and a C++ wrapper class). Link the object with the runtime library:\n"
-              "  g++ main.cpp DIR/NAME.o -I DIR -LKILN_BUILD/runtime -lkiln_runtime -lz -pthread\n"
-              "  infer  NAME_predict\n"
-              "  train  NAME_train_step (updates the state in place) and NAME_evaluate\n"
-              "The weights come from --weights (a safetensors checkpoint, e.g. from kiln train) or\n"
-              "from the model's initializers drawn from --seed; they are embedded in the object,\n"
-              "or with --weights-external written to DIR/NAME.safetensors for the wrapper to read.");
+  ArgParser p(
+      "compile MODEL --mode infer|train -o DIR [options]",
+      "Compiles a model ahead of time into DIR/NAME.o (an ELF object) and DIR/NAME.h (its\n"
+      "C entry points, the names, dtypes and shapes of their tensors and state, the arena\n"
+      "size formula, and a C++ wrapper class). Link the object with the runtime library:\n"
+      "  g++ main.cpp DIR/NAME.o -I DIR -LKILN_BUILD/runtime -lkiln_runtime -lz -pthread\n"
+      "  infer  NAME_predict\n"
+      "  train  NAME_train_step (updates the state in place) and NAME_evaluate\n"
+      "The weights come from --weights (a safetensors checkpoint, e.g. from kiln train) or\n"
+      "from the model's initializers drawn from --seed; they are embedded in the object,\n"
+      "or with --weights-external written to DIR/NAME.safetensors for the wrapper to read.");
   p.positional("MODEL", "A model file (layer-level) or an op-level graph (.pbtxt or .pb)");
   p.option("mode", "infer|train", "Which entry points to compile", "infer");
   p.option("output", "DIR", "The output directory (created if missing)");
   p.alias('o', "output");
   p.option("target", "TRIPLE", "x86_64-linux-gnu or aarch64-linux-gnu (default: the host)");
-  p.option("cpu", "NAME", "CPU to tune and select instructions for: native, x86-64-v2, x86-64-v3, "
-           "x86-64-v4, skylake-avx512, cortex-a72, neoverse-n1, ... (default: the host's for the host "
-           "triple, generic otherwise)");
-  p.option("weights", "CKPT", "A safetensors checkpoint holding every parameter (default: initializers)");
+  p.option(
+      "cpu", "NAME",
+      "CPU to tune and select instructions for: native, x86-64-v2, x86-64-v3, "
+      "x86-64-v4, skylake-avx512, cortex-a72, neoverse-n1, ... (default: the host's for the host "
+      "triple, generic otherwise)");
+  p.option("weights", "CKPT",
+           "A safetensors checkpoint holding every parameter (default: initializers)");
   p.flag("weights-external", "Write the weights to DIR/NAME.safetensors instead of embedding them");
-  p.option("seed", "N", "Seed of the initializers (default: a layer-level model's training.seed, else 0)");
+  p.option("seed", "N",
+           "Seed of the initializers (default: a layer-level model's training.seed, else 0)");
   p.option("name", "NAME", "Symbol prefix and file name (default: the model's name)");
   p.option("opt-level", "N", "LLVM optimization level 0..3", "3");
   p.alias('O', "opt-level");
-  p.flag("no-graph-passes", "Compile the graph as written: no cleanups, no batch-norm folding (infer)");
+  p.flag("no-graph-passes",
+         "Compile the graph as written: no cleanups, no batch-norm folding (infer)");
   p.flag("time-passes", "Print the seconds each stage took");
   if (Status s = p.parse(args); !s) {
     std::fprintf(stderr, "%s\n", s.error().str().c_str());
@@ -74,7 +80,8 @@ int runCompile(const std::vector<std::string>& args) {
   std::string mode = p.get("mode");
   if (mode != "infer" && mode != "train")
     return fail(Error::msg("kiln compile: --mode must be infer or train, found '" + mode + "'"));
-  if (!p.has("output")) return fail(Error::msg("kiln compile: -o DIR is required (where NAME.o and NAME.h go)"));
+  if (!p.has("output"))
+    return fail(Error::msg("kiln compile: -o DIR is required (where NAME.o and NAME.h go)"));
   std::string level = p.get("opt-level");
   if (level.size() != 1 || level[0] < '0' || level[0] > '3')
     return fail(Error::msg("kiln compile: -O takes 0, 1, 2 or 3, found '" + level + "'"));
@@ -114,7 +121,8 @@ int runCompile(const std::vector<std::string>& args) {
   try {
     if (p.has("seed")) seed = std::stoull(p.get("seed"));
   } catch (const std::exception&) {
-    return fail(Error::msg("kiln compile: --seed takes a non-negative integer, found '" + p.get("seed") + "'"));
+    return fail(Error::msg("kiln compile: --seed takes a non-negative integer, found '" +
+                           p.get("seed") + "'"));
   }
 
   std::map<std::string, Tensor> state;
@@ -157,14 +165,15 @@ int runCompile(const std::vector<std::string>& args) {
   auto r = codegen::compileAot(name, functions, state, opts, p.get("output"));
   if (!r) return fail(r.error());
   std::printf("wrote %s (%lld bytes; %s, CPU %s) and %s\n", r->objectPath.c_str(),
-              static_cast<long long>(r->objectBytes), r->target.triple.c_str(), r->target.cpu.c_str(),
-              r->headerPath.c_str());
-  std::printf("state: %lld tensors, %lld bytes, from %s, %s\n", static_cast<long long>(r->stateTensors),
-              static_cast<long long>(r->stateBytes), opts.weightsOrigin.c_str(),
+              static_cast<long long>(r->objectBytes), r->target.triple.c_str(),
+              r->target.cpu.c_str(), r->headerPath.c_str());
+  std::printf("state: %lld tensors, %lld bytes, from %s, %s\n",
+              static_cast<long long>(r->stateTensors), static_cast<long long>(r->stateBytes),
+              opts.weightsOrigin.c_str(),
               opts.externalWeights ? ("in " + r->weightsPath).c_str() : "embedded in the object");
   for (const auto& [entry, bytes] : r->arenaStaticAndPerBatch)
-    std::printf("arena of %s: %lld + %lld * batch bytes\n", entry.c_str(), static_cast<long long>(bytes.first),
-                static_cast<long long>(bytes.second));
+    std::printf("arena of %s: %lld + %lld * batch bytes\n", entry.c_str(),
+                static_cast<long long>(bytes.first), static_cast<long long>(bytes.second));
   if (p.has("time-passes")) {
     std::string optimization = "LLVM optimization (O" + std::to_string(opts.target.optLevel) + ")";
     std::printf("%-48s %s\n", "stage", "seconds");

@@ -17,10 +17,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "classify: %s\n", err.c_str());
     return 1;
   }
-  const int64_t pixels = fashion_mlp_predict_inputs[0].elements;  // 784
+  const int64_t pixels = fashion_mlp_predict_inputs[0].elements;    // 784
   const int64_t classes = fashion_mlp_predict_outputs[0].elements;  // 10
   const int64_t n = images.shape[0];
-  if (images.shape.size() != 3 || images.shape[1] * images.shape[2] != pixels || labels.shape[0] != n) {
+  if (images.shape.size() != 3 || images.shape[1] * images.shape[2] != pixels ||
+      labels.shape[0] != n) {
     std::fprintf(stderr, "classify: expected N x 28 x 28 images and N labels\n");
     return 1;
   }
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += batch) {
     int64_t b = std::min(batch, n - start);
-    for (int64_t i = 0; i < b * pixels; ++i) x[size_t(i)] = images.data[size_t(start * pixels + i)] / 255.0f;
+    for (int64_t i = 0; i < b * pixels; ++i)
+      x[size_t(i)] = images.data[size_t(start * pixels + i)] / 255.0f;
     const void* inputs[] = {x.data()};
     void* outputs[] = {logits.data()};
     if (int32_t s = model.predict(b, inputs, outputs); s != 0) {

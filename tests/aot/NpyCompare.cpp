@@ -27,10 +27,26 @@ bool load(const char* path, kiln::rt::NpyArray* a) {
 
 double element(const kiln::rt::NpyArray& a, size_t i) {
   const unsigned char* p = a.data.data();
-  if (a.descr == "<f4") { float v; std::memcpy(&v, p + 4 * i, 4); return v; }
-  if (a.descr == "<f8") { double v; std::memcpy(&v, p + 8 * i, 8); return v; }
-  if (a.descr == "<i4") { int32_t v; std::memcpy(&v, p + 4 * i, 4); return v; }
-  if (a.descr == "<i8") { int64_t v; std::memcpy(&v, p + 8 * i, 8); return static_cast<double>(v); }
+  if (a.descr == "<f4") {
+    float v;
+    std::memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+  if (a.descr == "<f8") {
+    double v;
+    std::memcpy(&v, p + 8 * i, 8);
+    return v;
+  }
+  if (a.descr == "<i4") {
+    int32_t v;
+    std::memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+  if (a.descr == "<i8") {
+    int64_t v;
+    std::memcpy(&v, p + 8 * i, 8);
+    return static_cast<double>(v);
+  }
   return p[i];
 }
 
@@ -45,8 +61,8 @@ int main(int argc, char** argv) {
   kiln::rt::NpyArray got, want;
   if (!load(argv[2], &got) || !load(argv[3], &want)) return 1;
   if (got.descr != want.descr || got.shape != want.shape) {
-    std::fprintf(stderr, "%s and %s differ in dtype or shape (%s vs %s)\n", argv[2], argv[3], got.descr.c_str(),
-                 want.descr.c_str());
+    std::fprintf(stderr, "%s and %s differ in dtype or shape (%s vs %s)\n", argv[2], argv[3],
+                 got.descr.c_str(), want.descr.c_str());
     return 1;
   }
   bool exact = got.descr != "<f4" && got.descr != "<f8";
@@ -62,6 +78,7 @@ int main(int argc, char** argv) {
     if (exact && g != w) e = INFINITY;
     worst = std::max(worst, e);
   }
-  std::printf("%s vs %s: %zu elements, max scaled error %.3g (tolerance %.3g)\n", argv[2], argv[3], n, worst, tol);
+  std::printf("%s vs %s: %zu elements, max scaled error %.3g (tolerance %.3g)\n", argv[2], argv[3],
+              n, worst, tol);
   return worst <= tol ? 0 : 1;
 }

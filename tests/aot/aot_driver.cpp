@@ -31,8 +31,10 @@ std::vector<int64_t> boundShape(const kiln_aot_tensor_info& t, int64_t batch) {
   return s;
 }
 
-bool writeNpy(const std::string& path, const kiln_aot_tensor_info& t, int64_t batch, const std::vector<unsigned char>& bytes) {
-  std::string data = kiln::rt::encodeNpy(npyDescr(t), boundShape(t, batch), bytes.data(), bytes.size());
+bool writeNpy(const std::string& path, const kiln_aot_tensor_info& t, int64_t batch,
+              const std::vector<unsigned char>& bytes) {
+  std::string data =
+      kiln::rt::encodeNpy(npyDescr(t), boundShape(t, batch), bytes.data(), bytes.size());
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return false;
   bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
@@ -53,11 +55,16 @@ void fill(const kiln_aot_tensor_info& t, int64_t count, unsigned char* out) {
     uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ 0x9e3779b9u;
     h ^= h >> 15;
     double u = (h % 100000u) / 100000.0;
-    if (d == "float32") reinterpret_cast<float*>(out)[i] = static_cast<float>(u);
-    else if (d == "float64") reinterpret_cast<double*>(out)[i] = u;
-    else if (d == "int32") reinterpret_cast<int32_t*>(out)[i] = static_cast<int32_t>(h % 10u);
-    else if (d == "int64") reinterpret_cast<int64_t*>(out)[i] = static_cast<int64_t>(h % 10u);
-    else out[i] = static_cast<unsigned char>(i % 2);
+    if (d == "float32")
+      reinterpret_cast<float*>(out)[i] = static_cast<float>(u);
+    else if (d == "float64")
+      reinterpret_cast<double*>(out)[i] = u;
+    else if (d == "int32")
+      reinterpret_cast<int32_t*>(out)[i] = static_cast<int32_t>(h % 10u);
+    else if (d == "int64")
+      reinterpret_cast<int64_t*>(out)[i] = static_cast<int64_t>(h % 10u);
+    else
+      out[i] = static_cast<unsigned char>(i % 2);
   }
 }
 
@@ -97,6 +104,7 @@ int main(int argc, char** argv) {
     const kiln_aot_tensor_info& t = MODEL(_predict_outputs)[i];
     if (!writeNpy(dir + "/out_" + fileName(t.name) + ".npy", t, batch, outs[size_t(i)])) return 1;
   }
-  std::printf("%s: %d outputs at batch %lld\n", MODEL(_predict_outputs)[0].name, kOutputs, static_cast<long long>(batch));
+  std::printf("%s: %d outputs at batch %lld\n", MODEL(_predict_outputs)[0].name, kOutputs,
+              static_cast<long long>(batch));
   return 0;
 }

@@ -20,8 +20,8 @@ namespace {
 using Model = kiln_aot::KILN_AOT_NAME;
 
 bool writeNpy(const std::string& path, const std::vector<float>& values) {
-  std::string data = kiln::rt::encodeNpy("<f4", {static_cast<int64_t>(values.size())}, values.data(),
-                                         values.size() * sizeof(float));
+  std::string data = kiln::rt::encodeNpy("<f4", {static_cast<int64_t>(values.size())},
+                                         values.data(), values.size() * sizeof(float));
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return false;
   bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
@@ -41,9 +41,12 @@ struct Batch {
       for (int64_t k = 0; k < count; ++k) {
         uint32_t h = (static_cast<uint32_t>(k) + salt * 7919u) * 2654435761u;
         h ^= h >> 13;
-        if (d == "float32") reinterpret_cast<float*>(data[size_t(i)].data())[k] = float(h % 100000u) / 100000.0f;
-        else if (d == "int64") reinterpret_cast<int64_t*>(data[size_t(i)].data())[k] = int64_t(h % 10u);
-        else if (d == "int32") reinterpret_cast<int32_t*>(data[size_t(i)].data())[k] = int32_t(h % 10u);
+        if (d == "float32")
+          reinterpret_cast<float*>(data[size_t(i)].data())[k] = float(h % 100000u) / 100000.0f;
+        else if (d == "int64")
+          reinterpret_cast<int64_t*>(data[size_t(i)].data())[k] = int64_t(h % 10u);
+        else if (d == "int32")
+          reinterpret_cast<int32_t*>(data[size_t(i)].data())[k] = int32_t(h % 10u);
       }
       ptrs.push_back(data[size_t(i)].data());
     }
@@ -56,13 +59,15 @@ struct Outputs {
   std::vector<void*> ptrs;
   Outputs(const kiln_aot_tensor_info* infos, int n, int64_t batch) : data(size_t(n)) {
     for (int i = 0; i < n; ++i) {
-      data[size_t(i)].resize(size_t(infos[i].elements * (infos[i].batched ? batch : 1) * infos[i].element_size));
+      data[size_t(i)].resize(
+          size_t(infos[i].elements * (infos[i].batched ? batch : 1) * infos[i].element_size));
       ptrs.push_back(data[size_t(i)].data());
     }
   }
   float scalar(const kiln_aot_tensor_info* infos, int n, const char* name) const {
     for (int i = 0; i < n; ++i)
-      if (std::string(infos[i].name) == name) return *reinterpret_cast<const float*>(data[size_t(i)].data());
+      if (std::string(infos[i].name) == name)
+        return *reinterpret_cast<const float*>(data[size_t(i)].data());
     return -1;
   }
 };
@@ -97,15 +102,17 @@ int main(int argc, char** argv) {
     // its loss, which only happens if the state is really updated between steps.
     Batch b(MODEL(_train_step_inputs), nIn, batch, 1000003u);
     Outputs o(MODEL(_train_step_outputs), nOut, batch);
-    if (int32_t st = model.train_step(batch, b.ptrs.data(), o.ptrs.data(), /*seed=*/7, s); st != 0) {
+    if (int32_t st = model.train_step(batch, b.ptrs.data(), o.ptrs.data(), /*seed=*/7, s);
+        st != 0) {
       std::fprintf(stderr, "train_step: %s\n", Model::train_step_status(st));
       return 1;
     }
     losses.push_back(o.scalar(MODEL(_train_step_outputs), nOut, "loss"));
   }
   if (!evaluate(&after)) return 1;
-  std::printf("held batch: loss %.5f -> %.5f after %lld steps (train losses %.5f ... %.5f)\n", before[0], after[0],
-              static_cast<long long>(steps), losses.front(), losses.back());
-  if (!writeNpy(dir + "/train_losses.npy", losses) || !writeNpy(dir + "/eval_after.npy", after)) return 1;
+  std::printf("held batch: loss %.5f -> %.5f after %lld steps (train losses %.5f ... %.5f)\n",
+              before[0], after[0], static_cast<long long>(steps), losses.front(), losses.back());
+  if (!writeNpy(dir + "/train_losses.npy", losses) || !writeNpy(dir + "/eval_after.npy", after))
+    return 1;
   return after[0] < before[0] ? 0 : 1;
 }
