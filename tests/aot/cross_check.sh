@@ -57,6 +57,16 @@ for m in $MODELS; do
     "$COMPARE" $TOL "run_a64_$m/out_$f.npy" "run_x64_$m/out_$f.npy"
   done
 done
+# --cpu and -O change the code, not the results: fashion_mlp for a baseline x86-64-v2 at O2.
+echo "== fashion_mlp for x86-64-v2 at O2"
+m=fashion_mlp
+"$KILN" compile "$SRC/examples/$m/$m.model.pbtxt" --mode infer --cpu x86-64-v2 -O 2 -o "v2_$m"
+g++ -std=c++20 -O1 -I"v2_$m" -I"$SRC" -DKILN_AOT_HEADER="\"$m.h\"" -DKILN_AOT_NAME="$m" \
+  "$SRC/tests/aot/aot_driver.cpp" "v2_$m/$m.o" -L"$HOSTRT" -lkiln_runtime -lz -pthread -o "drv_v2_$m"
+mkdir -p "run_v2_$m"
+"./drv_v2_$m" "run_v2_$m" $BATCH
+"$COMPARE" $TOL "run_v2_$m/out_logits.npy" "interp_$m/logits.npy"
+
 # Training steps through the generated wrapper on both architectures (fashion_mlp: SGD with batch
 # norm; fashion_regularized: dropout, whose masks come from (seed, node, step)). tests/AotTrainTest
 # checks the host object's steps against the interpreter; here AArch64 must follow the host.
