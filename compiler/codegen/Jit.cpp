@@ -12,6 +12,7 @@
 
 #include "compiler/codegen/Lowering.h"
 #include "compiler/codegen/Optimize.h"
+#include "compiler/training/CompiledExecutor.h"
 
 namespace kiln::codegen {
 
@@ -102,27 +103,7 @@ std::string JitGraph::statusMessage(int32_t status) const {
 
 Expected<std::pair<int64_t, std::vector<const void*>>> JitGraph::bindInputs(
     const std::map<std::string, Tensor>& inputs) const {
-  int64_t batch = -1;
-  std::vector<const void*> in;
-  for (Node* n : g_.inputs()) {
-    auto it = inputs.find(n->name());
-    const TensorType& want = n->result()->type();
-    if (it == inputs.end()) return n->error("no value given for input '" + n->name() + "' (" + want.str() + ")");
-    const Tensor& got = it->second;
-    bool ok = got.dtype() == want.dtype && got.rank() == want.rank();
-    for (int64_t k = 0; ok && k < want.rank(); ++k) {
-      if (want.shape[k] != kBatch) {
-        ok = got.dim(k) == want.shape[k];
-      } else {
-        if (batch < 0) batch = got.dim(k);
-        ok = got.dim(k) == batch && batch > 0;
-      }
-    }
-    if (!ok) return n->error("input '" + n->name() + "' is " + got.type().str() + ", expected " + want.str());
-    in.push_back(got.raw());
-  }
-  if (batch < 0) batch = 1;
-  return std::pair{batch, std::move(in)};
+  return bindGraphInputs(g_, inputs);
 }
 
 Expected<std::map<std::string, Tensor>> JitGraph::run(const std::map<std::string, Tensor>& inputs,

@@ -45,6 +45,10 @@ class JitGraph {
     return entry_(batch, inputs, outputs, params, arena, seed, step);
   }
   int64_t arenaSize(int64_t batch) const { return arenaSize_(batch); }
+  /// The raw function pointers and run-check messages, for a CompiledExecutor to run.
+  kiln_entry_fn entryFunction() const { return entry_; }
+  kiln_arena_size_fn arenaSizeFunction() const { return arenaSize_; }
+  const std::vector<std::string>& checkMessages() const { return checkMessages_; }
   const MemoryPlan& memoryPlan() const { return plan_; }
   /// The outputs array's graph outputs (indices into g.outputs()), in order.
   const std::vector<size_t>& returnedOutputs() const { return returned_; }

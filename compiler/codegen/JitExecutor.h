@@ -1,6 +1,6 @@
-// The JIT as a kiln::StepExecutor: a training step (or evaluation batch) compiled to native code,
-// with the state (parameters, optimizer slots, moving statistics, step counter) in buffers it
-// owns, which a compiled training step updates in place.
+// The JIT as a kiln::StepExecutor: a training step (or evaluation batch) compiled to native code
+// in-process, run by a CompiledExecutor (which owns the state buffers a compiled training step
+// updates in place, as it does for the AOT functions of a program kiln build links).
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "compiler/codegen/Jit.h"
-#include "compiler/training/StepExecutor.h"
+#include "compiler/training/CompiledExecutor.h"
 
 namespace kiln::codegen {
 
@@ -26,34 +26,27 @@ class JitExecutor : public StepExecutor {
   /// state(). If a compiled run check fails (a label outside the classes, ...), the error says
   /// so and a training step's state is partly updated: restore it before running again.
   Expected<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
-                                               int64_t step) override;
-  std::map<std::string, Tensor> state() const override;
-  std::vector<std::string> stateNames() const override;
-  Status setState(const std::string& name, const Tensor& value) override;
+                                               int64_t step) override {
+    return exec_->run(inputs, step);
+  }
+  std::map<std::string, Tensor> state() const override { return exec_->state(); }
+  std::vector<std::string> stateNames() const override { return exec_->stateNames(); }
+  Status setState(const std::string& name, const Tensor& value) override {
+    return exec_->setState(name, value);
+  }
   /// The interpreter's initializers (Interpreter::initializeParameters), so both executors start
   /// from the same state for a seed.
-  Status initialize(uint64_t seed) override;
+  Status initialize(uint64_t seed) override { return exec_->initialize(seed); }
   std::string kind() const override { return "jit"; }
 
   const JitGraph& compiled() const { return *jit_; }
 
  private:
-  struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
-  };
-  using Buffer = std::unique_ptr<void, FreeDeleter>;
-  JitExecutor(const Graph& g, bool updatesState, uint64_t seed) : g_(g), updatesState_(updatesState), seed_(seed) {}
-  static Buffer allocate(size_t bytes);
+  JitExecutor(std::unique_ptr<JitGraph> jit, std::unique_ptr<CompiledExecutor> exec)
+      : jit_(std::move(jit)), exec_(std::move(exec)) {}
 
-  const Graph& g_;
-  bool updatesState_;
-  uint64_t seed_;
   std::unique_ptr<JitGraph> jit_;
-  std::vector<Buffer> state_;   // one KILN_ARENA_ALIGNMENT-aligned buffer per parameter
-  std::vector<size_t> stateBytes_;
-  std::vector<void*> statePtrs_;
-  Buffer arena_;
-  int64_t arenaBytes_ = -1;
+  std::unique_ptr<CompiledExecutor> exec_;  // the state and the runs of jit_'s entry point
 };
 
 /// A JitExecutor behind the StepExecutor interface (see JitExecutor::create).

@@ -34,7 +34,9 @@ const ArgParser::Spec* ArgParser::find(const std::string& name) const {
 }
 
 Status ArgParser::parse(const std::vector<std::string>& args) {
-  std::string cmd = "kiln " + usage_.substr(0, usage_.find(' '));
+  std::string word = usage_.substr(0, usage_.find(' '));
+  // A program without subcommands has a usage that starts with its options.
+  std::string cmd = word.starts_with('[') ? program_ : program_ + " " + word;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     if (a.size() == 2 && a[0] == '-' && aliases_.count(a[1])) a = "--" + aliases_.at(a[1]);
@@ -73,10 +75,10 @@ Status ArgParser::parse(const std::vector<std::string>& args) {
   }
   if (positionalValues_.size() < requiredPositionals_)
     return Error::msg(cmd + ": missing " + positionalSpecs_[positionalValues_.size()].first +
-                      " (usage: kiln " + usage_ + ")");
+                      " (usage: " + program_ + " " + usage_ + ")");
   if (positionalValues_.size() > positionalSpecs_.size())
     return Error::msg(cmd + ": unexpected argument '" + positionalValues_[positionalSpecs_.size()] +
-                      "' (usage: kiln " + usage_ + ")");
+                      "' (usage: " + program_ + " " + usage_ + ")");
   return Status::ok();
 }
 
@@ -93,7 +95,7 @@ std::vector<std::string> ArgParser::getAll(const std::string& name) const {
 }
 
 std::string ArgParser::helpText() const {
-  std::string out = "Usage: kiln " + usage_ + "\n\n" + description_ + "\n";
+  std::string out = "Usage: " + program_ + " " + usage_ + "\n\n" + description_ + "\n";
   auto row = [&out](std::string left, const std::string& help) {
     if (left.size() < 26) left.resize(26, ' ');
     else left += "\n" + std::string(28, ' ');

@@ -23,6 +23,9 @@ class ArgParser {
   void positional(const std::string& metavar, const std::string& help);
   /// `-x` as another spelling of the option `--name` (e.g. alias('o', "output")).
   void alias(char shortName, const std::string& name);
+  /// The program named in usage and messages (default "kiln"; a built training program gives its
+  /// own name and an empty `usage` command word).
+  void setProgram(std::string name) { program_ = std::move(name); }
   /// A positional that may be left out (after the required ones).
   void optionalPositional(const std::string& metavar, const std::string& help);
 
@@ -47,6 +50,7 @@ class ArgParser {
     bool takesValue = false, isRepeated = false;
   };
   const Spec* find(const std::string& name) const;
+  std::string program_ = "kiln";
   std::string usage_, description_;
   std::vector<Spec> specs_;
   std::map<char, std::string> aliases_;

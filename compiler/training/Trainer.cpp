@@ -191,13 +191,20 @@ void installStopHandlers() {
 Expected<TrainingModel> loadTrainingModel(const std::string& path, const std::string& freezeRegex,
                                           const std::function<void(frontend::TrainingSpec&)>& adjust,
                                           const std::function<int64_t(const frontend::TrainingSpec&)>& totalSteps) {
-  KILN_ASSIGN_OR_RETURN(TrainingModel m, loadEvaluationModel(path));
+  KILN_ASSIGN_OR_RETURN(frontend::ParsedModel parsed, frontend::readModelFile(path));
+  return loadTrainingModel(parsed, freezeRegex, adjust, totalSteps);
+}
+
+Expected<TrainingModel> loadTrainingModel(const frontend::ParsedModel& parsed, const std::string& freezeRegex,
+                                          const std::function<void(frontend::TrainingSpec&)>& adjust,
+                                          const std::function<int64_t(const frontend::TrainingSpec&)>& totalSteps) {
+  KILN_ASSIGN_OR_RETURN(TrainingModel m, loadEvaluationModel(parsed));
   if (adjust) adjust(m.spec);
-  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel st, frontend::loadModelFile(path, frontend::Expansion::Evaluation));
+  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel st, frontend::expandModel(parsed, frontend::Expansion::Evaluation));
   if (!freezeRegex.empty()) {
     KILN_ASSIGN_OR_RETURN(m.frozen, passes::freezeParameters(*st.graph, freezeRegex));
     if (m.frozen.empty())
-      return Error::msg("--freeze '" + freezeRegex + "' matches no trainable parameter of " + path);
+      return Error::msg("--freeze '" + freezeRegex + "' matches no trainable parameter of " + parsed.source.file());
   }
   TrainingGraphOptions go;
   go.totalSteps = totalSteps ? totalSteps(m.spec) : 0;
@@ -207,13 +214,19 @@ Expected<TrainingModel> loadTrainingModel(const std::string& path, const std::st
 }
 
 Expected<TrainingModel> loadEvaluationModel(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel inf, frontend::loadModelFile(path, frontend::Expansion::Inference));
+  KILN_ASSIGN_OR_RETURN(frontend::ParsedModel parsed, frontend::readModelFile(path));
+  return loadEvaluationModel(parsed);
+}
+
+Expected<TrainingModel> loadEvaluationModel(const frontend::ParsedModel& parsed) {
+  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel inf, frontend::expandModel(parsed, frontend::Expansion::Inference));
   TrainingModel m;
   m.name = inf.name;
   m.fingerprint = modelFingerprint(*inf.graph);
   m.inputName = inf.input->name();
-  if (!inf.training) return Error::msg(path + ": the model has no training block (the loss and optimizer to train with)");
-  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel ev, frontend::loadModelFile(path, frontend::Expansion::Evaluation));
+  if (!inf.training)
+    return Error::msg(parsed.source.file() + ": the model has no training block (the loss and optimizer to train with)");
+  KILN_ASSIGN_OR_RETURN(frontend::ExpandedModel ev, frontend::expandModel(parsed, frontend::Expansion::Evaluation));
   m.spec = *ev.training;
   m.evalGraph = std::move(ev.graph);
   return m;

@@ -14,6 +14,7 @@
 #include "compiler/training/StepExecutor.h"
 #include "compiler/training/TrainingGraph.h"
 #include "frontend/Expand.h"
+#include "frontend/ModelFile.h"
 #include "runtime/Dataset.h"
 
 namespace kiln {
@@ -39,8 +40,15 @@ Expected<TrainingModel> loadTrainingModel(const std::string& path, const std::st
                                           const std::function<void(frontend::TrainingSpec&)>& adjust,
                                           const std::function<int64_t(const frontend::TrainingSpec&)>& totalSteps);
 
+/// The same from a model already read (e.g. one a built training program embeds): errors name
+/// `m.source`'s file.
+Expected<TrainingModel> loadTrainingModel(const frontend::ParsedModel& m, const std::string& freezeRegex,
+                                          const std::function<void(frontend::TrainingSpec&)>& adjust,
+                                          const std::function<int64_t(const frontend::TrainingSpec&)>& totalSteps);
+
 /// The evaluation graph of `path` (inference mode) and the model's fingerprint.
 Expected<TrainingModel> loadEvaluationModel(const std::string& path);
+Expected<TrainingModel> loadEvaluationModel(const frontend::ParsedModel& m);
 
 struct TrainerOptions {
   int64_t epochs = 1;
