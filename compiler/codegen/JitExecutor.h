@@ -18,15 +18,15 @@ class JitExecutor : public StepExecutor {
   /// when `updatesState` (outputs named after parameters become the state's new values) and
   /// KILN_ENTRY_EVALUATE otherwise. `seed` keys dropout and rrelu noise with each run's step,
   /// as InterpreterExecutor's does. The state starts zeroed: call initialize or setState.
-  static Expected<std::unique_ptr<JitExecutor>> create(const Graph& g, bool updatesState, uint64_t seed,
-                                                       JitOptions opts = {});
+  static Expected<std::unique_ptr<JitExecutor>> create(const Graph& g, bool updatesState,
+                                                       uint64_t seed, JitOptions opts = {});
 
   /// Returns the graph's returned outputs by name (loss, metrics, learning_rate; for a graph
   /// that does not update state, every output). A training step's new state is read through
   /// state(). If a compiled run check fails (a label outside the classes, ...), the error says
   /// so and a training step's state is partly updated: restore it before running again.
   Expected<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
-                                               int64_t step) override {
+                                              int64_t step) override {
     return exec_->run(inputs, step);
   }
   std::map<std::string, Tensor> state() const override { return exec_->state(); }
@@ -50,6 +50,7 @@ class JitExecutor : public StepExecutor {
 };
 
 /// A JitExecutor behind the StepExecutor interface (see JitExecutor::create).
-Expected<std::unique_ptr<StepExecutor>> makeJitExecutor(const Graph& g, bool updatesState, uint64_t seed);
+Expected<std::unique_ptr<StepExecutor>> makeJitExecutor(const Graph& g, bool updatesState,
+                                                        uint64_t seed);
 
 }  // namespace kiln::codegen

@@ -24,6 +24,7 @@ int runEvaluate(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runPredict(const std::vector<std::string>& args);
 int runPlot(const std::vector<std::string>& args);
+int runBuild(const std::vector<std::string>& args);
 int runCompile(const std::vector<std::string>& args);
 
 class ArgParser;

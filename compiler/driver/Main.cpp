@@ -18,6 +18,7 @@ constexpr Command kCommands[] = {
     {"check", kiln::driver::runCheck, "Verify a model and print its summary"},
     {"run", kiln::driver::runRun, "Run a model with the reference interpreter (.npy in and out)"},
     {"train", kiln::driver::runTrain, "Train a model on real data with checkpoints (compiled steps, progress, resume)"},
+    {"build", kiln::driver::runBuild, "Build a standalone native training program (no Kiln needed to run it)"},
     {"evaluate", kiln::driver::runEvaluate, "Evaluate a checkpoint on the validation and test sets"},
     {"predict", kiln::driver::runPredict, "Predict with a trained checkpoint (.npy in and out; Monte Carlo dropout)"},
     {"plot", kiln::driver::runPlot, "Draw learning curves and gradient statistics from a metrics file as SVG"},

@@ -16,7 +16,8 @@
 
 namespace kiln::driver {
 
-/// Builds the training model: `freezeRegex`, `adjust` and `totalSteps` as loadTrainingModel takes them.
+/// Builds the training model: `freezeRegex`, `adjust` and `totalSteps` as loadTrainingModel takes
+/// them.
 using TrainingModelLoader = std::function<Expected<TrainingModel>(
     const std::string& freezeRegex, const std::function<void(frontend::TrainingSpec&)>& adjust,
     const std::function<int64_t(const frontend::TrainingSpec&)>& totalSteps)>;

@@ -17,7 +17,7 @@ Status checkCompiledParameters(const Graph& g, const BuiltFunction& f, const std
 
 /// A CompiledExecutor over f for g (a training step when `updatesState`); f's returned outputs
 /// must be outputs of g.
-Expected<std::unique_ptr<StepExecutor>> makeBuiltExecutor(const Graph& g, const BuiltFunction& f, bool updatesState,
-                                                          uint64_t seed);
+Expected<std::unique_ptr<StepExecutor>> makeBuiltExecutor(const Graph& g, const BuiltFunction& f,
+                                                          bool updatesState, uint64_t seed);
 
 }  // namespace kiln::runner

@@ -21,9 +21,9 @@ struct BuiltTensor {
 struct BuiltFunction {
   kiln_entry_fn entry = nullptr;
   kiln_arena_size_fn arenaSize = nullptr;
-  std::vector<BuiltTensor> params;     // params[i] of a call, in order
-  std::vector<std::string> returned;   // the outputs array's graph outputs, in order
-  std::vector<std::string> messages;   // status s -> messages[s - 1]
+  std::vector<BuiltTensor> params;    // params[i] of a call, in order
+  std::vector<std::string> returned;  // the outputs array's graph outputs, in order
+  std::vector<std::string> messages;  // status s -> messages[s - 1]
 };
 
 struct BuiltModel {

@@ -8,17 +8,20 @@
 namespace kiln {
 
 namespace {
-size_t bytesOf(const TensorType& t) { return static_cast<size_t>(numElements(t.shape) * dtypeSize(t.dtype)); }
+size_t bytesOf(const TensorType& t) {
+  return static_cast<size_t>(numElements(t.shape) * dtypeSize(t.dtype));
+}
 }  // namespace
 
-Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(const Graph& g,
-                                                                        const std::map<std::string, Tensor>& inputs) {
+Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(
+    const Graph& g, const std::map<std::string, Tensor>& inputs) {
   int64_t batch = -1;
   std::vector<const void*> in;
   for (Node* n : g.inputs()) {
     auto it = inputs.find(n->name());
     const TensorType& want = n->result()->type();
-    if (it == inputs.end()) return n->error("no value given for input '" + n->name() + "' (" + want.str() + ")");
+    if (it == inputs.end())
+      return n->error("no value given for input '" + n->name() + "' (" + want.str() + ")");
     const Tensor& got = it->second;
     bool ok = got.dtype() == want.dtype && got.rank() == want.rank();
     for (int64_t k = 0; ok && k < want.rank(); ++k) {
@@ -29,7 +32,9 @@ Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(const Gra
         ok = got.dim(k) == batch && batch > 0;
       }
     }
-    if (!ok) return n->error("input '" + n->name() + "' is " + got.type().str() + ", expected " + want.str());
+    if (!ok)
+      return n->error("input '" + n->name() + "' is " + got.type().str() + ", expected " +
+                      want.str());
     in.push_back(got.raw());
   }
   if (batch < 0) batch = 1;
@@ -38,32 +43,38 @@ Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(const Gra
 
 CompiledExecutor::Buffer CompiledExecutor::allocate(size_t bytes) {
   // aligned_alloc wants a multiple of the alignment; zeroed so unset state is defined.
-  size_t n = std::max<size_t>(1, (bytes + KILN_ARENA_ALIGNMENT - 1) / KILN_ARENA_ALIGNMENT) * KILN_ARENA_ALIGNMENT;
+  size_t n = std::max<size_t>(1, (bytes + KILN_ARENA_ALIGNMENT - 1) / KILN_ARENA_ALIGNMENT) *
+             KILN_ARENA_ALIGNMENT;
   Buffer b(std::aligned_alloc(KILN_ARENA_ALIGNMENT, n));
   if (b) std::memset(b.get(), 0, n);
   return b;
 }
 
-Expected<std::unique_ptr<CompiledExecutor>> CompiledExecutor::create(const Graph& g, CompiledFunction fn,
-                                                                     uint64_t seed, std::string kind) {
-  if (!fn.entry || !fn.arenaSize) return Error::msg("internal: a compiled executor needs its entry point");
+Expected<std::unique_ptr<CompiledExecutor>> CompiledExecutor::create(const Graph& g,
+                                                                     CompiledFunction fn,
+                                                                     uint64_t seed,
+                                                                     std::string kind) {
+  if (!fn.entry || !fn.arenaSize)
+    return Error::msg("internal: a compiled executor needs its entry point");
   for (size_t i : fn.returnedOutputs)
     if (i >= g.outputs().size())
       return Error::msg("internal: returned output " + std::to_string(i) + " of a graph with " +
                         std::to_string(g.outputs().size()) + " outputs");
-  std::unique_ptr<CompiledExecutor> x(new CompiledExecutor(g, std::move(fn), seed, std::move(kind)));
+  std::unique_ptr<CompiledExecutor> x(
+      new CompiledExecutor(g, std::move(fn), seed, std::move(kind)));
   for (Node* p : g.parameters()) {
     size_t bytes = bytesOf(p->result()->type());
     x->state_.push_back(allocate(bytes));
-    if (!x->state_.back()) return p->error("cannot allocate " + std::to_string(bytes) + " bytes of state");
+    if (!x->state_.back())
+      return p->error("cannot allocate " + std::to_string(bytes) + " bytes of state");
     x->stateBytes_.push_back(bytes);
     x->statePtrs_.push_back(x->state_.back().get());
   }
   return x;
 }
 
-Expected<std::map<std::string, Tensor>> CompiledExecutor::run(const std::map<std::string, Tensor>& inputs,
-                                                               int64_t step) {
+Expected<std::map<std::string, Tensor>> CompiledExecutor::run(
+    const std::map<std::string, Tensor>& inputs, int64_t step) {
   KILN_ASSIGN_OR_RETURN(auto bound, bindGraphInputs(g_, inputs));
   auto [batch, in] = std::move(bound);
   std::vector<Tensor> outs;
@@ -81,16 +92,20 @@ Expected<std::map<std::string, Tensor>> CompiledExecutor::run(const std::map<std
     if (!arena_) return Error::msg("cannot allocate " + std::to_string(need) + " bytes of arena");
     arenaBytes_ = need;
   }
-  int32_t status = fn_.entry(batch, in.data(), outPtrs.data(), statePtrs_.data(), arena_.get(), seed_, step);
+  int32_t status =
+      fn_.entry(batch, in.data(), outPtrs.data(), statePtrs_.data(), arena_.get(), seed_, step);
   if (status != 0) {
-    std::string msg = status >= 1 && static_cast<size_t>(status) <= fn_.checkMessages.size()
-                          ? fn_.checkMessages[static_cast<size_t>(status - 1)]
-                          : "the compiled function returned the unknown status " + std::to_string(status);
-    if (fn_.updatesState) msg += " (the compiled step had already updated part of its state, which is no longer valid)";
+    std::string msg =
+        status >= 1 && static_cast<size_t>(status) <= fn_.checkMessages.size()
+            ? fn_.checkMessages[static_cast<size_t>(status - 1)]
+            : "the compiled function returned the unknown status " + std::to_string(status);
+    if (fn_.updatesState)
+      msg += " (the compiled step had already updated part of its state, which is no longer valid)";
     return Error::msg(msg);
   }
   std::map<std::string, Tensor> result;
-  for (size_t k = 0; k < outs.size(); ++k) result[g_.outputs()[fn_.returnedOutputs[k]].name] = std::move(outs[k]);
+  for (size_t k = 0; k < outs.size(); ++k)
+    result[g_.outputs()[fn_.returnedOutputs[k]].name] = std::move(outs[k]);
   return result;
 }
 
@@ -119,7 +134,8 @@ Status CompiledExecutor::setState(const std::string& name, const Tensor& value) 
     if (params[i]->name() != name) continue;
     const TensorType& t = params[i]->result()->type();
     if (value.type() != t)
-      return params[i]->error("value for the parameter is " + value.type().str() + ", expected " + t.str());
+      return params[i]->error("value for the parameter is " + value.type().str() + ", expected " +
+                              t.str());
     std::memcpy(state_[i].get(), value.raw(), stateBytes_[i]);
     return Status::ok();
   }

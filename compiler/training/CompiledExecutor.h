@@ -32,8 +32,8 @@ struct CompiledFunction {
 
 /// Checks `inputs` against g's inputs (names, dtypes, shapes) and returns the batch they bind and
 /// their data pointers in the graph's input order.
-Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(const Graph& g,
-                                                                        const std::map<std::string, Tensor>& inputs);
+Expected<std::pair<int64_t, std::vector<const void*>>> bindGraphInputs(
+    const Graph& g, const std::map<std::string, Tensor>& inputs);
 
 class CompiledExecutor : public StepExecutor {
  public:
@@ -41,14 +41,14 @@ class CompiledExecutor : public StepExecutor {
   /// call is g.parameters()[i]. `seed` keys dropout and rrelu noise with each run's step, as
   /// InterpreterExecutor's does. `kind` is the one word progress output shows ("jit",
   /// "compiled"). The state starts zeroed: call initialize or setState.
-  static Expected<std::unique_ptr<CompiledExecutor>> create(const Graph& g, CompiledFunction fn, uint64_t seed,
-                                                            std::string kind);
+  static Expected<std::unique_ptr<CompiledExecutor>> create(const Graph& g, CompiledFunction fn,
+                                                            uint64_t seed, std::string kind);
 
   /// Returns the returned outputs by name (a training step's new state is read through state()).
   /// If a run check fails (a label outside the classes, ...), the error says so and a training
   /// step's state may be partly updated: restore it before running again.
   Expected<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
-                                               int64_t step) override;
+                                              int64_t step) override;
   std::map<std::string, Tensor> state() const override;
   std::vector<std::string> stateNames() const override;
   Status setState(const std::string& name, const Tensor& value) override;
