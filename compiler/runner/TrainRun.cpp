@@ -89,6 +89,8 @@ bool dataOptions(const ArgParser& p, rt::DataOptions* d) {
 
 int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog) {
   const bool builtIn = static_cast<bool>(prog.load);
+  // Messages name what the user ran: kiln train, or the built program.
+  const char* cmd = builtIn ? prog.program.c_str() : "kiln train";
   ArgParser p(builtIn ? "[options]" : "train MODEL [options]",
               !prog.description.empty() ? prog.description :
               "Trains a layer-level model on real data (default: Fashion-MNIST from Debian's\n"
@@ -141,24 +143,24 @@ int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog)
                     {"train-limit", 1, &data.trainLimit}, {"stop-after-steps", 1, &stopAfter},
                     {"log-gradients", 1, &logGrads}}) {
     if (p.has(f.name) && !parseInt(p.get(f.name), f.lo, f.out)) {
-      std::fprintf(stderr, "kiln train: --%s takes an integer >= %lld, found '%s'\n", f.name,
+      std::fprintf(stderr, "%s: --%s takes an integer >= %lld, found '%s'\n", cmd, f.name,
                    static_cast<long long>(f.lo), p.get(f.name).c_str());
       return 2;
     }
   }
   if (logGrads > 0 && !p.has("metrics")) {
-    std::fprintf(stderr, "kiln train: --log-gradients writes to the metrics file: give --metrics FILE too\n");
+    std::fprintf(stderr, "%s: --log-gradients writes to the metrics file: give --metrics FILE too\n", cmd);
     return 2;
   }
   if (p.has("restore") != p.has("init-from")) {
-    std::fprintf(stderr, "kiln train: --init-from and --restore go together\n");
+    std::fprintf(stderr, "%s: --init-from and --restore go together\n", cmd);
     return 2;
   }
   std::vector<Rename> renames;
   for (const std::string& r : p.getAll("rename")) {
     size_t eq = r.find('=');
     if (eq == std::string::npos || eq == 0) {
-      std::fprintf(stderr, "kiln train: --rename takes FROM=TO, found '%s'\n", r.c_str());
+      std::fprintf(stderr, "%s: --rename takes FROM=TO, found '%s'\n", cmd, r.c_str());
       return 2;
     }
     renames.push_back({r.substr(0, eq), r.substr(eq + 1)});
@@ -171,7 +173,7 @@ int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog)
     char* end = nullptr;
     learningRate = std::strtod(p.get("learning-rate").c_str(), &end);
     if (end == p.get("learning-rate").c_str() || *end != '\0' || !(learningRate > 0) || !std::isfinite(learningRate)) {
-      std::fprintf(stderr, "kiln train: --learning-rate takes a positive number, found '%s'\n",
+      std::fprintf(stderr, "%s: --learning-rate takes a positive number, found '%s'\n", cmd,
                    p.get("learning-rate").c_str());
       return 2;
     }
@@ -190,7 +192,7 @@ int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog)
   if (!model) return fail(model.error());
   if (learningRate > 0 && (model->spec.schedule.kind == frontend::ScheduleKind::PiecewiseConstant ||
                            model->spec.schedule.kind == frontend::ScheduleKind::OneCycle)) {
-    std::fprintf(stderr, "kiln train: --learning-rate does not apply: the model's %s schedule sets the rates\n",
+    std::fprintf(stderr, "%s: --learning-rate does not apply: the model's %s schedule sets the rates\n", cmd,
                  std::string(frontend::scheduleName(model->spec.schedule.kind)).c_str());
     return 2;
   }
@@ -216,7 +218,7 @@ int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog)
   if (Status s = trainExec.initialize(spec.seed); !s) return fail(s.error());
   if (p.has("init-from")) {
     if (p.has("resume")) {
-      std::fprintf(stderr, "kiln train: --init-from starts a new run; --resume continues one (not both)\n");
+      std::fprintf(stderr, "%s: --init-from starts a new run; --resume continues one (not both)\n", cmd);
       return 2;
     }
     auto c = readCheckpoint(p.get("init-from"));
