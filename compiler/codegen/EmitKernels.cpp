@@ -3,6 +3,7 @@
 // over float32 run in double, as in the interpreter, with reassociation allowed so they vectorize.
 #include <llvm/IR/Intrinsics.h>
 
+#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -26,7 +27,10 @@ Value* reassocAdd(llvm::IRBuilder<>& b, Value* acc, Value* v) {
 void FunctionEmitter::emitNode(const Node& n) {
   switch (n.op()) {
     case OpKind::Input: case OpKind::Parameter: case OpKind::Constant: return;
-    case OpKind::MatMul: return emitMatMul(n);
+    case OpKind::MatMul: {
+      auto e = s_.epilogues.find(&n);
+      return e == s_.epilogues.end() ? emitMatMul(n) : emitMatMulWithEpilogue(n, *e->second);
+    }
     case OpKind::ReduceSum: case OpKind::ReduceMean: case OpKind::ReduceMax: return emitReduction(n);
     case OpKind::Softmax: return emitSoftmax(n, /*log=*/false);
     case OpKind::LogSoftmax: return emitSoftmax(n, /*log=*/true);
@@ -39,6 +43,11 @@ void FunctionEmitter::emitNode(const Node& n) {
       break;  // Inference: elemental.
     default: break;
   }
+  if (s_.isEpilogue(&n)) return;  // Emitted with its matmul's row blocks.
+  emitElemental(n);
+}
+
+void FunctionEmitter::emitElemental(const Node& n) {
   // Elemental ops that are stored: one loop over the result, their inlined operands fused in.
   for (size_t r = 0; r < n.numResults(); ++r) {
     const kiln::Value* v = n.result(r);
@@ -67,6 +76,68 @@ void FunctionEmitter::emitMatMul(const Node& n) {
   b_.CreateCall(f, {m, nn, k, bufferOf(a), dimSize(as[1]), b_.getInt32(ta), bufferOf(bv),
                     dimSize(bs[1]), b_.getInt32(tb), bufferOf(n.result()), nn,
                     llvm::ConstantFP::get(t, 1.0), llvm::ConstantFP::get(t, 0.0)});
+}
+
+void FunctionEmitter::emitMatMulWithEpilogue(const Node& n, const Node& epilogue) {
+  const kiln::Value* a = n.operand(0);
+  const kiln::Value* bv = n.operand(1);
+  const kiln::Value* c = n.result();
+  const Shape& as = a->type().shape;
+  const Shape& bs = bv->type().shape;
+  const Shape& cs = c->type().shape;
+  bool ta = n.b("transpose_a"), tb = n.b("transpose_b");
+  bool f64 = a->type().dtype == DType::Float64;
+  llvm::Type* t = regType(a->type().dtype);
+  llvm::Type* ptr = b_.getPtrTy();
+  llvm::Type* i64t = b_.getInt64Ty();
+  llvm::Type* i32t = b_.getInt32Ty();
+  auto* fty = llvm::FunctionType::get(
+      b_.getVoidTy(), {i64t, i64t, i64t, ptr, i64t, i32t, ptr, i64t, i32t, ptr, i64t, t, t}, false);
+  llvm::FunctionCallee f = m_.getOrInsertFunction(f64 ? KILN_RT_MATMUL_F64 : KILN_RT_MATMUL_F32, fty);
+  llvm::FunctionCallee threads =
+      m_.getOrInsertFunction(KILN_RT_GET_NUM_THREADS, llvm::FunctionType::get(i32t, {}, false));
+  Value* m = dimSize(cs[0]);
+  Value* k = dimSize(as[ta ? 0 : 1]);
+  Value* nn = dimSize(cs[1]);
+  Value* lda = dimSize(as[1]);
+  const int64_t elem = dtypeSize(c->type().dtype);
+  // Rows per block: a block of the product within ~128 KB stays in L2 between the runtime's
+  // write and the epilogue's read (32-64 rows of a few hundred features), and at least 8 rows
+  // so each call still amortizes the runtime's packing of B.
+  const int64_t rowBytes = cs[1] * elem;
+  const int64_t blockRows = std::clamp<int64_t>((128 << 10) / std::max<int64_t>(rowBytes, 1), 8, 64);
+  // With several threads the runtime splits one large product over its pool; blocks would cut
+  // that work into pieces too small to share, so then the whole product is one block.
+  Value* multi = b_.CreateICmpSGT(b_.CreateCall(threads, {}), b_.getInt32(1));
+  Value* rowsPer = b_.CreateSelect(multi, m, i64(blockRows));
+  // ceil(m / rowsPer) >= 1 blocks (m >= 1).
+  Value* blocks = b_.CreateUDiv(b_.CreateAdd(m, b_.CreateSub(rowsPer, i64(1))), rowsPer);
+  llvm::Type* mt = memType(c->type().dtype);
+  loop(blocks, [&](Value* blk) {
+    Value* r0 = b_.CreateMul(blk, rowsPer, "", true, true);
+    Value* left = b_.CreateSub(m, r0);
+    Value* rows = b_.CreateSelect(b_.CreateICmpSLT(left, rowsPer), left, rowsPer, "block.rows");
+    // Rows r0.. of op(A): row r0 of A, or column r0 of A when it is transposed (same lda).
+    Value* aBlock = b_.CreateInBoundsGEP(mt, bufferOf(a), ta ? r0 : b_.CreateMul(r0, lda));
+    Value* cBlock = b_.CreateInBoundsGEP(mt, bufferOf(c), b_.CreateMul(r0, nn));
+    b_.CreateCall(f, {rows, nn, k, aBlock, lda, b_.getInt32(ta), bufferOf(bv), dimSize(bs[1]),
+                      b_.getInt32(tb), cBlock, nn, llvm::ConstantFP::get(t, 1.0),
+                      llvm::ConstantFP::get(t, 0.0)});
+    // The epilogue over rows [r0, r0 + rows): every value it stores has the product's shape and
+    // reads the product at the index it writes (planEpilogues), so it needs only this block.
+    for (size_t r = 0; r < epilogue.numResults(); ++r) {
+      const kiln::Value* v = epilogue.result(r);
+      if (s_.isInlined(v) || !buffers_.count(v)) continue;
+      loop(rows, [&](Value* i) {
+        Value* row = b_.CreateAdd(r0, i, "", true, true);
+        Value* base = b_.CreateMul(row, nn, "", true, true);
+        loop(nn, [&](Value* j) {
+          Index idx{{row, j}, b_.CreateAdd(base, j, "", true, true)};
+          store(v, idx.linear, compute(v, idx));
+        });
+      });
+    }
+  });
 }
 
 void FunctionEmitter::emitReduction(const Node& n) {

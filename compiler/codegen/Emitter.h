@@ -99,6 +99,10 @@ class FunctionEmitter {
   llvm::Value* elementwise(const Node& n, unsigned result, Index& idx);
   llvm::Value* injective(const Node& n, Index& idx);
   void emitMatMul(const Node& n);
+  /// The matmul n in row blocks, each followed by epilogue's loop over that block's rows.
+  void emitMatMulWithEpilogue(const Node& n, const Node& epilogue);
+  /// Stores every stored result of elemental node n (one loop over the result).
+  void emitElemental(const Node& n);
   void emitReduction(const Node& n);
   void emitSoftmax(const Node& n, bool log);
   void emitSparseCrossEntropy(const Node& n, bool accuracy);

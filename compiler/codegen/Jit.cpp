@@ -28,6 +28,7 @@ std::vector<std::pair<const char*, void*>> runtimeSymbols() {
   return {
       {KILN_RT_MATMUL_F32, reinterpret_cast<void*>(&kiln_rt_matmul_f32)},
       {KILN_RT_MATMUL_F64, reinterpret_cast<void*>(&kiln_rt_matmul_f64)},
+      {KILN_RT_GET_NUM_THREADS, reinterpret_cast<void*>(&kiln_rt_get_num_threads)},
       {"exp", reinterpret_cast<void*>(static_cast<double (*)(double)>(&::exp))},
       {"expm1", reinterpret_cast<void*>(static_cast<double (*)(double)>(&::expm1))},
       {"log", reinterpret_cast<void*>(static_cast<double (*)(double)>(&::log))},

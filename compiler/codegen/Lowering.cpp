@@ -151,6 +151,7 @@ Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::s
   for (LoweredGraph::StateUpdate& u : out.stateUpdates)
     if (!seen.insert(g.outputs()[u.output].value).second) u.viaArena = true;
   orderStateWrites(out.schedule, out.stateUpdates, params, g);
+  planEpilogues(g, out.schedule);
   out.plan = planMemory(g, out.schedule);
   // Arena temporaries for the updates that cannot be written in place: after the planned
   // static region (parameters have no batch dimension), alive for the whole call.

@@ -33,6 +33,35 @@ bool fusesIntoUser(const Node& n) {
   return c == FusionClass::Elementwise || c == FusionClass::Broadcast;
 }
 
+/// Whether computing an element of n (its own loop's node, or a value inlined into it) reads the
+/// product c. Clears `ok` when some path reads c at another index than the one computed: a
+/// row block's epilogue may only read that block's rows. Collects the nodes of n's inline tree.
+bool readsProduct(const Node& n, const Value* c, const Schedule& s, std::set<const Node*>& tree,
+                  bool& ok) {
+  tree.insert(&n);
+  bool reads = false;
+  for (unsigned k = 0; k < n.numOperands(); ++k) {
+    const Value* o = n.operand(k);
+    bool r = o == c;
+    if (!r && s.isInlined(o) && o->node()->op() != OpKind::Constant)
+      r = readsProduct(*o->node(), c, s, tree, ok);
+    if (!r) continue;
+    reads = true;
+    // Same shape in and out, and an op that reads its operand at the index it computes:
+    // elementwise and broadcasting ops do when the operand has the result's shape (inference
+    // batch norm: x is operand 0, its parameters are per feature); injective ones (transpose,
+    // reshape, slice) move elements.
+    FusionClass fc = n.def().fusion;
+    bool sameIndex = n.op() == OpKind::BatchNorm
+                         ? k == 0 && !n.b("training")
+                         : fc == FusionClass::Elementwise || fc == FusionClass::Broadcast;
+    // o is c or an inlined value computed at this same index, so it has n's result's shape
+    // (n's own stored results are checked by the caller).
+    if (!sameIndex || o->type().shape != c->type().shape) ok = false;
+  }
+  return reads;
+}
+
 int64_t roundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
@@ -52,6 +81,7 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
   }
 
   Schedule s;
+  s.fuseEpilogues = options.fuseElementwise;
   for (Node* n : order) {
     bool live = false;
     for (size_t r = 0; r < n->numResults(); ++r) live |= needed.count(n->result(r)) != 0;
@@ -77,6 +107,66 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
     }
   }
   return s;
+}
+
+void planEpilogues(const Graph& g, Schedule& s) {
+  s.epilogues.clear();
+  if (!s.fuseEpilogues) return;
+  std::set<const Value*> outputs;
+  for (const GraphOutput& o : g.outputs()) outputs.insert(o.value);
+  auto leaf = [](const Node* n) {
+    return n->op() == OpKind::Input || n->op() == OpKind::Parameter || n->op() == OpKind::Constant;
+  };
+  for (size_t p = 0; p < s.order.size(); ++p) {
+    const Node& mm = *s.order[p];
+    if (mm.op() != OpKind::MatMul) continue;
+    const Value* c = mm.result();
+    if (c->users().empty() || !isFloat(c->type().dtype)) continue;
+    // The next node that emits code: nodes in between compute nothing (leaves, or values all
+    // computed inline), so running it at the matmul's position changes no order of writes.
+    const Node* u = nullptr;
+    for (size_t q = p + 1; q < s.order.size() && !u; ++q) {
+      const Node* n = s.order[q];
+      if (leaf(n)) continue;
+      for (size_t r = 0; r < n->numResults(); ++r) {
+        // Unused results (inference batch norm's moving statistics) are not stored.
+        const Value* v = n->result(r);
+        if (!s.isInlined(v) && (outputs.count(v) || !v->users().empty())) u = n;
+      }
+    }
+    if (!u) continue;
+    FusionClass uc = u->def().fusion;
+    bool elemental = u->op() == OpKind::BatchNorm
+                         ? !u->b("training")
+                         : uc == FusionClass::Elementwise || uc == FusionClass::Broadcast;
+    if (!elemental) continue;
+    // Each stored result is written block by block at the product's indices.
+    bool ok = true;
+    for (size_t r = 0; r < u->numResults(); ++r) {
+      const Value* v = u->result(r);
+      if (!s.isInlined(v) && (outputs.count(v) || !v->users().empty()))
+        ok &= v->type().shape == c->type().shape;
+    }
+    std::set<const Node*> tree;
+    if (!readsProduct(*u, c, s, tree, ok) || !ok) continue;
+    // Every read of the product is in that loop (in training it also feeds the backward pass,
+    // which needs all of it: then it stays a separate pass).
+    if (!std::all_of(c->users().begin(), c->users().end(),
+                     [&](const Node* n) { return tree.count(n) != 0; }))
+      continue;
+    // A result written to a caller's buffer may be a parameter updated in place; if the matmul
+    // read that parameter, a block's epilogue would overwrite what later blocks still read.
+    bool hazard = false;
+    for (size_t r = 0; r < u->numResults(); ++r) {
+      if (!outputs.count(u->result(r))) continue;
+      for (const Value* o : mm.operands())
+        hazard |= o->node()->op() == OpKind::Parameter &&
+                  o->type().shape == u->result(r)->type().shape &&
+                  o->type().dtype == u->result(r)->type().dtype;
+    }
+    if (hazard) continue;
+    s.epilogues[&mm] = u;
+  }
 }
 
 std::vector<const Value*> storedReads(const Node& n, const Schedule& s) {
@@ -112,6 +202,15 @@ MemoryPlan planMemory(const Graph& g, const Schedule& s) {
     for (const Value* r : storedReads(*n, s)) {
       auto it = slotOf.find(r);
       if (it != slotOf.end()) plan.slots[it->second].lastStep = static_cast<int>(step);
+    }
+    // An epilogue's loop runs between the row blocks of its matmul: the matmul's operands are
+    // still read while it writes, so they stay alive until its step.
+    for (const auto& [mm, e] : s.epilogues) {
+      if (e != n) continue;
+      for (const Value* r : storedReads(*mm, s)) {
+        auto it = slotOf.find(r);
+        if (it != slotOf.end()) plan.slots[it->second].lastStep = static_cast<int>(step);
+      }
     }
     if (n->op() == OpKind::Input || n->op() == OpKind::Parameter) continue;
     for (size_t r = 0; r < n->numResults(); ++r) {

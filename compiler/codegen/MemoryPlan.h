@@ -20,8 +20,19 @@ struct Schedule {
   /// (elementwise and broadcast ops, inference batch norm, constants). Everything else that is
   /// not an input or a parameter gets a buffer.
   std::set<const Value*> inlined;
+  /// Matmul -> its epilogue: the stored elemental node whose loop runs over each row block of
+  /// the product right after that block is multiplied, while it is still in cache (planEpilogues).
+  std::map<const Node*, const Node*> epilogues;
+  /// Whether planEpilogues may fuse (off with ScheduleOptions::fuseElementwise off).
+  bool fuseEpilogues = true;
 
   bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
+  /// Whether n is some matmul's epilogue (emitted by that matmul, not at its own position).
+  bool isEpilogue(const Node* n) const {
+    for (const auto& [mm, e] : epilogues)
+      if (e == n) return true;
+    return false;
+  }
 };
 
 /// Knobs of scheduleGraph, for measuring what fusion buys (kiln bench).
@@ -35,6 +46,12 @@ struct ScheduleOptions {
 /// stored (its statistics need whole passes over x); dropout, alpha dropout and rrelu fuse in
 /// either mode (their random numbers are a function of the element's index).
 Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options = {});
+
+/// Pairs each matmul whose product is read only by the elemental loop of the next node that
+/// emits anything (through values of the product's shape computed inline at the same index) with
+/// that node, in the final order (call it after any reordering, before planMemory). The pair
+/// then runs as one step: blocks of rows multiplied, each block's epilogue right after it.
+void planEpilogues(const Graph& g, Schedule& s);
 
 /// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:
 /// the buffer of a [-1, 300] float32 value is 1200 * batch bytes.
