@@ -45,6 +45,10 @@ class ObjectLoader {
     symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F64)] = {
         llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f64)),
         llvm::JITSymbolFlags::Exported};
+    // Fused matmul epilogues pick their row blocks from the runtime's thread count.
+    symbols[jit_->mangleAndIntern(KILN_RT_GET_NUM_THREADS)] = {
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_get_num_threads)),
+        llvm::JITSymbolFlags::Exported};
     if (auto e = jd.define(llvm::orc::absoluteSymbols(std::move(symbols))))
       error_ = llvm::toString(std::move(e));
     auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
