@@ -18,6 +18,15 @@
 namespace {
 bool gCounting = false;
 int gAllocations = 0;
+// The first counted allocation: its size and whether the counting thread made it (to tell the
+// code under test from another thread of the process), for the failure message.
+size_t gFirstSize = 0;
+bool gFirstOnCaller = false;
+thread_local bool tIsCaller = false;
+inline void countAllocation(size_t n) {
+  if (!gCounting) return;
+  if (gAllocations++ == 0) gFirstSize = n, gFirstOnCaller = tIsCaller;
+}
 }  // namespace
 extern "C" {
 void* __libc_malloc(size_t);
@@ -25,23 +34,23 @@ void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
 void* __libc_memalign(size_t, size_t);
 void* malloc(size_t n) {
-  if (gCounting) ++gAllocations;
+  countAllocation(n);
   return __libc_malloc(n);
 }
 void* calloc(size_t n, size_t s) {
-  if (gCounting) ++gAllocations;
+  countAllocation(n * s);
   return __libc_calloc(n, s);
 }
 void* realloc(void* p, size_t n) {
-  if (gCounting) ++gAllocations;
+  countAllocation(n);
   return __libc_realloc(p, n);
 }
 void* aligned_alloc(size_t a, size_t n) {
-  if (gCounting) ++gAllocations;
+  countAllocation(n);
   return __libc_memalign(a, n);
 }
 int posix_memalign(void** p, size_t a, size_t n) {
-  if (gCounting) ++gAllocations;
+  countAllocation(n);
   *p = __libc_memalign(a, n);
   return *p ? 0 : 12;  // ENOMEM
 }
@@ -143,12 +152,14 @@ TEST(CodegenModels, PredictionMakesNoHeapAllocation) {
     void* out[] = {y.raw()};
     ASSERT_EQ((*jit)->call(batch, in, out, params.data(), arena), 0);  // warms the workspace
     gAllocations = 0;
+    tIsCaller = true;
     gCounting = true;
     int32_t status = (*jit)->call(batch, in, out, params.data(), arena);
     gCounting = false;
     EXPECT_EQ(status, 0);
     EXPECT_EQ(gAllocations, 0) << "heap allocations in a prediction at batch " << batch << " with "
-                               << threads << " threads";
+                               << threads << " threads; the first of " << gFirstSize << " bytes on "
+                               << (gFirstOnCaller ? "the calling thread" : "another thread");
   }
   kiln_rt_set_num_threads(savedThreads);
 }
@@ -184,11 +195,13 @@ TEST(CodegenModels, TrainingStepMakesNoHeapAllocation) {
     void* arena = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(arenaBytes.data()) + 63) / 64 * 64);
     ASSERT_EQ(jit.call(batch, in.data(), out.data(), params.data(), arena, /*seed=*/1, /*step=*/0), 0);
     gAllocations = 0;
+    tIsCaller = true;
     gCounting = true;
     int32_t status = jit.call(batch, in.data(), out.data(), params.data(), arena, /*seed=*/1, /*step=*/1);
     gCounting = false;
     EXPECT_EQ(status, 0) << jit.statusMessage(status);
-    EXPECT_EQ(gAllocations, 0) << "heap allocations in a training step of " << model;
+    EXPECT_EQ(gAllocations, 0) << "heap allocations in a training step of " << model << "; the first of "
+                               << gFirstSize << " bytes on " << (gFirstOnCaller ? "the calling thread" : "another thread");
   }
 }
 #endif

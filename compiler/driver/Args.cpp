@@ -82,11 +82,12 @@ Status ArgParser::parse(const std::vector<std::string>& args) {
   return Status::ok();
 }
 
-std::string ArgParser::get(const std::string& name) const {
+const std::string& ArgParser::get(const std::string& name) const {
+  static const std::string kEmpty;
   auto it = values_.find(name);
   if (it != values_.end()) return it->second.back();
   const Spec* s = find(name);
-  return s ? s->defaultValue : "";
+  return s ? s->defaultValue : kEmpty;
 }
 
 std::vector<std::string> ArgParser::getAll(const std::string& name) const {

@@ -40,7 +40,9 @@ class ArgParser {
   std::string helpText() const;
 
   bool has(const std::string& name) const { return values_.count(name) != 0; }
-  std::string get(const std::string& name) const;  // the value, else the default
+  /// The value, else the default: a reference into the parser, valid as long as it is (so
+  /// `strtod(p.get("x").c_str(), &end)` may keep `end`).
+  const std::string& get(const std::string& name) const;
   std::vector<std::string> getAll(const std::string& name) const;
   const std::vector<std::string>& positionals() const { return positionalValues_; }
 

@@ -288,9 +288,10 @@ int runBench(const std::vector<std::string>& args) {
     return fail(Error::msg(
         "kiln bench: --batch-sizes takes positive integers separated by commas, found '" +
         p.get("batch-sizes") + "'"));
+  const std::string threadsText = p.get("threads");  // get() returns a copy: keep it alive
   char* threadsEnd = nullptr;
-  long threads = std::strtol(p.get("threads").c_str(), &threadsEnd, 10);
-  if (*threadsEnd || threads < 1 || threads > 256)
+  long threads = std::strtol(threadsText.c_str(), &threadsEnd, 10);
+  if (threadsText.empty() || *threadsEnd || threads < 1 || threads > 256)
     return fail(Error::msg("kiln bench: --threads takes an integer from 1 to 256, found '" +
                            p.get("threads") + "'"));
   kiln_rt_set_num_threads(static_cast<int>(threads));

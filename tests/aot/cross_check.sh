@@ -22,6 +22,15 @@ TRAIN_TOL=${TRAIN_TOL:-2e-5}
 rm -rf "$WORK"
 mkdir -p "$WORK"
 cd "$WORK"
+# In a sanitized build (KILN_SANITIZE) the host runtime library carries ASan/UBSan calls, so every
+# host link needs the same flags: CTest passes them in KILN_HOST_LINK_FLAGS, and a g++ wrapper
+# first on PATH adds them (also to the README's lines, which run in a child shell).
+if [ -n "${KILN_HOST_LINK_FLAGS:-}" ]; then
+  mkdir -p "$WORK/.hostbin"
+  printf '#!/bin/sh\nexec %s "$@" %s\n' "$(command -v g++)" "$KILN_HOST_LINK_FLAGS" > "$WORK/.hostbin/g++"
+  chmod +x "$WORK/.hostbin/g++"
+  PATH="$WORK/.hostbin:$PATH"
+fi
 
 echo "== cross-compiling the runtime for aarch64-linux-gnu"
 # What compiled code calls (the kernels and their thread pool) and what the driver uses (.npy).
