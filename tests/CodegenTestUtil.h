@@ -68,11 +68,11 @@ inline double scaledError(const Tensor& got, const Tensor& want) {
 /// weights blow activations up to 1e12, where float32 cancellation, not the compiler, dominates.
 inline double expectMatchesInterpreter(Graph& g, double tol, const std::map<std::string, InputSpec>& specs = {},
                                        std::vector<int64_t> batches = {1, 7}, uint64_t seed = 1,
-                                       bool useInitializers = false) {
+                                       bool useInitializers = false, const codegen::JitOptions& opts = {}) {
   Status v = verifyGraph(g);
   EXPECT_TRUE(v) << v.error().str();
   if (!v) return INFINITY;
-  auto jit = codegen::JitGraph::compile(g);
+  auto jit = codegen::JitGraph::compile(g, opts);
   EXPECT_TRUE(jit) << jit.error().str();
   if (!jit) return INFINITY;
   std::mt19937_64 rng(seed);

@@ -1,6 +1,7 @@
 // Fused matmul epilogues: the elemental loop after a matmul runs on each row block of the
 // product right after the runtime computes it. Checked against the interpreter at batches that
-// are and are not multiples of the block (64 rows for fashion_mlp's 300 and 100 features).
+// are and are not multiples of the block (64 rows of fashion_mlp's 300 features, set by
+// ScheduleOptions::epilogueBlockBytes).
 #include <gtest/gtest.h>
 
 #include "CodegenTestUtil.h"
@@ -42,9 +43,24 @@ struct Threads {
   int before;
 };
 
+// Options whose epilogues split the product into blocks of `bytes` (the default only splits
+// products beyond 4 MiB, larger than these tests' batches).
+codegen::JitOptions blocksOf(int64_t bytes) {
+  codegen::JitOptions o;
+  o.schedule.epilogueBlockBytes = bytes;
+  return o;
+}
+
+// 64 rows of fashion_mlp's first two layers' 300 float32 features.
+constexpr int64_t kFashionBlockBytes = 64 * 300 * 4;
+
 void expectFashionMlpMatches(std::vector<int64_t> batches) {
   auto m = fashionMlp();
   ASSERT_TRUE(m);
+  test::expectMatchesInterpreter(*m->graph, kModelTolerance, {{m->input->name(), {.floatScale = 1.0}}},
+                                 batches, /*seed=*/1, /*useInitializers=*/true,
+                                 blocksOf(kFashionBlockBytes));
+  // And the default blocks (one block at these batches).
   test::expectMatchesInterpreter(*m->graph, kModelTolerance, {{m->input->name(), {.floatScale = 1.0}}},
                                  batches, /*seed=*/1, /*useInitializers=*/true);
 }
@@ -105,7 +121,7 @@ TEST(Epilogue, TransposedRowBlocksAndAProductReadTwiceInline) {
   ASSERT_TRUE(b.ok()) << b.status().error().str();
   EXPECT_EQ(compiledEpilogues(g), 1);
   Threads one(1);
-  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 3});
+  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 3}, 1, false, blocksOf(64 * 9 * 4));
 }
 
 TEST(Epilogue, AProductAlsoReadElsewhereStaysStored) {
@@ -120,7 +136,7 @@ TEST(Epilogue, AProductAlsoReadElsewhereStaysStored) {
   ASSERT_TRUE(b.ok()) << b.status().error().str();
   EXPECT_EQ(compiledEpilogues(g), 0);
   Threads one(1);
-  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 70, 130});
+  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 70, 130}, 1, false, blocksOf(64 * 70 * 4));
 }
 
 TEST(Epilogue, BroadcastReadOfTheProductIsNotFused) {
@@ -136,7 +152,7 @@ TEST(Epilogue, BroadcastReadOfTheProductIsNotFused) {
   // Only h -> add is fused (the add reads h at its own index).
   EXPECT_EQ(compiledEpilogues(g), 1);
   Threads one(1);
-  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 70, 130});
+  test::expectMatchesInterpreter(g, 1e-5, {}, {1, 70, 130}, 1, false, blocksOf(64 * 70 * 4));
 }
 
 }  // namespace

@@ -101,11 +101,11 @@ void FunctionEmitter::emitMatMulWithEpilogue(const Node& n, const Node& epilogue
   Value* nn = dimSize(cs[1]);
   Value* lda = dimSize(as[1]);
   const int64_t elem = dtypeSize(c->type().dtype);
-  // Rows per block: a block of the product within ~128 KB stays in L2 between the runtime's
-  // write and the epilogue's read (32-64 rows of a few hundred features), and at least 8 rows
-  // so each call still amortizes the runtime's packing of B.
-  const int64_t rowBytes = cs[1] * elem;
-  const int64_t blockRows = std::clamp<int64_t>((128 << 10) / std::max<int64_t>(rowBytes, 1), 8, 64);
+  // Rows per block: the product's block stays in cache between the runtime's write and the
+  // epilogue's read (ScheduleOptions::epilogueBlockBytes: by default only products beyond
+  // 4 MiB are split, since each block's call repacks B), and at least 8 rows per call.
+  const int64_t rowBytes = std::max<int64_t>(cs[1] * elem, 1);
+  const int64_t blockRows = std::max<int64_t>(s_.epilogueBlockBytes / rowBytes, 8);
   // With several threads the runtime splits one large product over its pool; blocks would cut
   // that work into pieces too small to share, so then the whole product is one block.
   Value* multi = b_.CreateICmpSGT(b_.CreateCall(threads, {}), b_.getInt32(1));

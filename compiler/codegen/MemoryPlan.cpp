@@ -82,6 +82,7 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
 
   Schedule s;
   s.fuseEpilogues = options.fuseElementwise;
+  s.epilogueBlockBytes = options.epilogueBlockBytes;
   for (Node* n : order) {
     bool live = false;
     for (size_t r = 0; r < n->numResults(); ++r) live |= needed.count(n->result(r)) != 0;
