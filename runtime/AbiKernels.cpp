@@ -53,12 +53,20 @@ class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
     ~Buffer() { std::free(data); }
   };
 
+  // The first use of a thread_local with a destructor in a thread registers that destructor,
+  // which allocates (glibc's __cxa_thread_atexit_impl: 32 bytes). Pool workers only run chunks,
+  // so they must never touch this one: otherwise a worker that first gets a chunk in a later
+  // call (it woke too late in the earlier ones) allocates in the middle of a prediction.
+  static Buffer& threadBuffer() {
+    thread_local Buffer buf;
+    return buf;
+  }
+
   static T* workspace(GemmIndex elements) {
     // Static storage: no allocation until a chunk first runs.
     static Buffer chunkBuffers[kiln::rt::kMaxThreads];
-    thread_local Buffer threadBuffer;
     int chunk = kiln::rt::currentChunk();
-    Buffer& buf = chunk >= 0 ? chunkBuffers[chunk] : threadBuffer;
+    Buffer& buf = chunk >= 0 ? chunkBuffers[chunk] : threadBuffer();
     if (buf.size < elements) {
       std::free(buf.data);
       size_t bytes = (static_cast<size_t>(elements) * sizeof(T) + 63) / 64 * 64;
