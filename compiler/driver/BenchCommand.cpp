@@ -271,14 +271,7 @@ int runBench(const std::vector<std::string>& args) {
   p.option("seed", "N", "Seed of the parameters and inputs", "1");
   p.flag("json", "Print JSON lines instead of a table");
   p.repeated("disable-pass", "NAME", "Skip this pass in the compiled variants");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const Error& e) {
     std::fprintf(stderr, "%s\n", e.str().c_str());
     return 1;

@@ -64,14 +64,7 @@ int runCompile(const std::vector<std::string>& args) {
   p.flag("no-graph-passes",
          "Compile the graph as written: no cleanups, no batch-norm folding (infer)");
   p.flag("time-passes", "Print the seconds each stage took");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const Error& e) {
     std::fprintf(stderr, "%s\n", e.str().c_str());
     return 1;

@@ -63,14 +63,7 @@ int runOpt(const std::vector<std::string>& args) {
       "prepare-output", "FILE",
       "infer: move parameter-only work (folded weights) into a prepare graph written here, run "
       "once at load time; the printed graph reads its outputs as parameters");
-  if (Status s = p.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.error().str().c_str());
-    return 2;
-  }
-  if (p.helpRequested()) {
-    std::fputs(p.helpText().c_str(), stdout);
-    return 0;
-  }
+  if (auto exit = p.parseOrExit(args)) return *exit;
   if (p.has("list-passes")) {
     std::fputs(listPasses().c_str(), stdout);
     return 0;
