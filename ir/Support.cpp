@@ -6,6 +6,7 @@
 namespace kiln {
 
 std::string Diagnostic::str() const {
+  if (preformatted) return message;
   std::string out;
   if (!loc.file.empty()) {
     out += loc.file;

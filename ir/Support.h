@@ -25,6 +25,9 @@ struct Diagnostic {
   std::string node;  // Empty when the error is not about one node.
   std::string op;
   std::string message;
+  /// `message` is already a whole diagnostic (text made by str() earlier, e.g. a compiled
+  /// function's run-time check message): str() returns it unchanged.
+  bool preformatted = false;
 
   std::string str() const;
 };
@@ -37,6 +40,8 @@ class Error {
   explicit Error(std::vector<Diagnostic> ds) : diags_(std::move(ds)) {}
   /// An error with a message only (no location, no node).
   static Error msg(std::string message) { return Error(Diagnostic{{}, {}, {}, std::move(message)}); }
+  /// An error whose text is a diagnostic formatted earlier (Diagnostic::str()), kept as it is.
+  static Error formatted(std::string text) { return Error(Diagnostic{{}, {}, {}, std::move(text), true}); }
 
   const std::vector<Diagnostic>& diagnostics() const { return diags_; }
   /// All diagnostics, one per line.

@@ -433,6 +433,10 @@ TEST(CodegenTraining, ExecutorRejectsBadInputAndState) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().str().find("outside [0, 10)"), std::string::npos) << r.error().str();
   EXPECT_NE(r.error().str().find("no longer valid"), std::string::npos) << r.error().str();
+  // The check's text is a whole diagnostic: it is not wrapped in a second "error: ".
+  const std::string text = r.error().str();
+  EXPECT_EQ(text.find("error: "), text.rfind("error: ")) << text;
+  EXPECT_NE(text.find(": error: node '"), std::string::npos) << text;
   Status s = (*jit)->setState("hidden1/kernel", Tensor(DType::Float32, {3}));
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().str().find("expected float32[784,300]"), std::string::npos) << s.error().str();

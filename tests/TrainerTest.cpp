@@ -164,6 +164,34 @@ TEST(TrainerTest, ResumeIsExact) {
   std::fclose(quiet);
 }
 
+// Labels the model cannot represent fail before any step runs, naming the data, the label and
+// its row (inside a step, a compiled executor would already have updated part of the state).
+TEST(TrainerTest, LabelsOutsideTheClassesAreReportedUpFront) {
+  fs::path d = tempDir("labels");
+  std::string model = writeModel(d, "five.pbtxt", 5);  // Fashion-MNIST has 10 classes
+  rt::DataSplits data = fashion(100, 10);
+  auto m = loadTrainingModel(model, "", nullptr, nullptr);
+  ASSERT_TRUE(m) << m.error().str();
+  InterpreterExecutor te(*m->stepGraph, true, 7), ee(*m->evalGraph, false, 7);
+  ASSERT_TRUE(te.initialize(7));
+  auto before = te.state();
+  TrainerOptions o;
+  o.batchSize = 64;
+  o.progressBar = false;
+  o.out = std::fopen("/dev/null", "w");
+  auto r = train(*m, te, ee, data, o);
+  std::fclose(o.out);
+  ASSERT_FALSE(r);
+  int64_t row = 0;
+  while (data.train.labels[static_cast<size_t>(row)] < 5) ++row;
+  const std::string want = "the training labels of " + data.train.source + ": label " +
+                           std::to_string(data.train.labels[static_cast<size_t>(row)]) + " in row " +
+                           std::to_string(row) + " of that split is not one of the model's 5 classes [0, 5)";
+  EXPECT_NE(r.error().str().find(want), std::string::npos) << r.error().str();
+  expectBitIdentical(before, te.state());  // no step ran
+  fs::remove_all(d);
+}
+
 TEST(TrainerTest, CheckpointErrorsAreClear) {
   fs::path d = tempDir("errors");
   std::string a = writeModel(d, "a.model.pbtxt", 10), b = writeModel(d, "b.model.pbtxt", 2);

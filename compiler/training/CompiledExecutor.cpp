@@ -95,13 +95,13 @@ Expected<std::map<std::string, Tensor>> CompiledExecutor::run(
   int32_t status =
       fn_.entry(batch, in.data(), outPtrs.data(), statePtrs_.data(), arena_.get(), seed_, step);
   if (status != 0) {
-    std::string msg =
-        status >= 1 && static_cast<size_t>(status) <= fn_.checkMessages.size()
-            ? fn_.checkMessages[static_cast<size_t>(status - 1)]
-            : "the compiled function returned the unknown status " + std::to_string(status);
+    const bool known = status >= 1 && static_cast<size_t>(status) <= fn_.checkMessages.size();
+    // A check's message is a whole diagnostic already ("file:line:col: error: node ...").
+    std::string msg = known ? fn_.checkMessages[static_cast<size_t>(status - 1)]
+                            : "error: the compiled function returned the unknown status " + std::to_string(status);
     if (fn_.updatesState)
       msg += " (the compiled step had already updated part of its state, which is no longer valid)";
-    return Error::msg(msg);
+    return Error::formatted(msg);
   }
   std::map<std::string, Tensor> result;
   for (size_t k = 0; k < outs.size(); ++k)

@@ -180,6 +180,29 @@ std::string batchesText(int64_t rows, int64_t batch) {
   return s;
 }
 
+// Every label must name one of the model's classes. The executors check this too, but only
+// inside a step, naming a graph node and a row of that batch; a compiled step has by then
+// already updated part of its state. Checked once up front, the message names the data.
+Status checkLabels(const TrainingModel& m, const rt::Dataset& d, const char* split) {
+  for (Node* in : m.evalGraph->inputs()) {
+    if (in->name() == m.inputName) continue;
+    for (const Node* user : in->result()->users()) {
+      if (user->op() != OpKind::SparseSoftmaxCrossEntropy && user->op() != OpKind::Accuracy) continue;
+      const Shape& logits = user->operand(0)->type().shape;
+      const int64_t classes = logits.empty() ? 0 : logits.back();
+      for (int64_t r = 0; r < d.rows; ++r) {
+        const int64_t label = d.labels[static_cast<size_t>(r)];
+        if (label < 0 || label >= classes)
+          return Error::msg("the " + std::string(split) + " labels of " + d.source + ": label " +
+                            std::to_string(label) + " in row " + std::to_string(r) + " of that split" +
+                            " is not one of the model's " + std::to_string(classes) + " classes [0, " +
+                            std::to_string(classes) + ")");
+      }
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 void installStopHandlers() {
@@ -265,6 +288,9 @@ Expected<TrainResult> train(const TrainingModel& m, StepExecutor& trainExec, Ste
   const int64_t evalBatch = std::max<int64_t>(batch, 1000);
   const bool plateau = m.spec.schedule.kind == frontend::ScheduleKind::Performance;
   const std::string monitor = m.spec.schedule.monitor;
+  KILN_RETURN_IF_ERROR(checkLabels(m, tr, "training"));
+  KILN_RETURN_IF_ERROR(checkLabels(m, data.validation, "validation"));
+  KILN_RETURN_IF_ERROR(checkLabels(m, data.test, "test"));
   if (data.validation.rows == 0 && (o.patience > 0 || (plateau && monitor.starts_with("val_"))))
     return Error::msg("early stopping and a plateau schedule on " + monitor + " need a validation set");
 

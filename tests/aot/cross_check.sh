@@ -14,7 +14,7 @@
 set -eu
 KILN=$1 COMPARE=$2 SRC=$3 HOSTRT=$4 WORK=$5
 shift 5
-MODELS=${*:-"fashion_mlp deep_selu deep_swish_1cycle fashion_regularized transfer_a transfer_b autoencoder autoencoder_classifier"}
+MODELS=${*:-"fashion_mlp fashion_best deep_selu deep_swish_1cycle fashion_regularized transfer_a transfer_b autoencoder autoencoder_classifier"}
 TOL=2e-5
 BATCH=7
 TRAIN_STEPS=10
