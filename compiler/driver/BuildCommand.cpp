@@ -258,11 +258,14 @@ int runBuild(const std::vector<std::string>& args) {
       nullptr);
   if (!model) return fail(model.error().str());
   frontend::ScheduleKind schedule = model->spec.schedule.kind;
-  if (schedule == frontend::ScheduleKind::OneCycle)
+  // one_cycle's T defaults to the run's step count (epochs x batches per epoch), which depends on
+  // the data and flags the built program gets later; a T set in the model is known now.
+  if (schedule == frontend::ScheduleKind::OneCycle && model->spec.schedule.totalSteps == 0)
     return fail(
         modelPath +
-        ": the one_cycle schedule compiles the run's step count (epochs x batches) into the step, "
-        "which kiln build does not know yet; train this model with kiln train");
+        ": the one_cycle schedule's step count T defaults to the run's (epochs x batches), which "
+        "kiln build cannot know; set it in the model (schedule { total_steps: N }) or train this "
+        "model with kiln train");
   if (learningRate > 0 && schedule == frontend::ScheduleKind::PiecewiseConstant)
     return fail(
         "--learning-rate does not apply: the model's piecewise_constant schedule sets the rates");
