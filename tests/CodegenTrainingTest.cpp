@@ -147,7 +147,9 @@ TEST(CodegenTraining, BatchNormTrainingMatchesTheInterpreter) {
     int64_t axis;
   };
   for (DType dt : {DType::Float32, DType::Float64})
-    for (Case c : {Case{{-1, 5}, -1}, Case{{-1, 4, 3}, 1}}) {
+    // Features last (rows-outer kernel: one chunk, two chunks of 512 + 88, two row axes) and in
+    // the middle (per-feature kernel).
+    for (Case c : {Case{{-1, 5}, -1}, Case{{-1, 600}, -1}, Case{{-1, 4, 3}, -1}, Case{{-1, 4, 3}, 1}}) {
       Graph g("bn");
       Builder b(g);
       Value* x = b.input("x", dt, c.shape);
@@ -167,12 +169,57 @@ TEST(CodegenTraining, BatchNormTrainingMatchesTheInterpreter) {
       for (auto [name, seed] : {std::pair{"gamma", 1}, {"beta", 2}, {"mean", 3}, {"var", 4}})
         params[name] = normalTensor(dt, {features}, seed, 0.5);
       for (int64_t i = 0; i < features; ++i) params["var"].setDouble(i, 0.5 + std::abs(params["var"].getDouble(i)));
-      Shape bound = bindBatch(c.shape, 9);
+      Shape bound = bindBatch(c.shape, 37);
       // An offset of 3: the two-pass variance matters.
       Tensor in = normalTensor(dt, bound, 5);
       for (int64_t i = 0; i < in.size(); ++i) in.setDouble(i, 3 + in.getDouble(i));
       expectBitIdentical(g, {{"x", in}}, params, 0, 0);
     }
+}
+
+TEST(CodegenTraining, ColumnReductionsAreTheInterpretersBitForBit) {
+  // Reductions over the leading axes run rows-outer with one accumulator per column; each column
+  // must still add in row order. Magnitudes spread over 2^±40 make the double sums inexact, so
+  // any other order (a reassociated or vectorized-down-the-column sum) shows up in the last bit.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Graph g("columns");
+    Builder b(g);
+    Value* x = b.input("x", dt, {-1, 300});
+    Value* wide = b.input("wide", dt, {-1, 700});  // Two chunks: 512 + 188 columns.
+    Value* cube = b.input("cube", dt, {-1, 4, 30});
+    auto red = [&](OpKind op, std::vector<int64_t> axes, bool keep, Value* v) {
+      return b.op(op, {v}, {{"axes", axes}, {"keepdims", keep}});
+    };
+    g.addOutput("sum", red(OpKind::ReduceSum, {0}, false, x));
+    g.addOutput("sum_inlined", red(OpKind::ReduceSum, {0}, false, b.op(OpKind::Square, {x})));
+    g.addOutput("mean_keep", red(OpKind::ReduceMean, {0}, true, x));
+    g.addOutput("max", red(OpKind::ReduceMax, {0}, false, b.op(OpKind::Neg, {x})));
+    g.addOutput("sum_wide", red(OpKind::ReduceSum, {0}, false, wide));
+    g.addOutput("max_wide", red(OpKind::ReduceMax, {0}, false, wide));
+    g.addOutput("sum_two_axes", red(OpKind::ReduceSum, {1, 0}, false, cube));
+    g.addOutput("mean_two_axes", red(OpKind::ReduceMean, {0, 1}, true, cube));
+    Value* ints = b.input("ints", DType::Int32, {-1, 6});
+    g.addOutput("int_sum", red(OpKind::ReduceSum, {0}, false, ints));
+    g.addOutput("int_max", red(OpKind::ReduceMax, {0}, false, ints));
+    ASSERT_TRUE(verifyGraph(g)) << verifyGraph(g).error().str();
+    std::mt19937_64 rng(11);
+    std::uniform_int_distribution<int> exponent(-40, 40);
+    auto spread = [&](const Shape& shape) {
+      Tensor t = normalTensor(dt, shape, rng());
+      for (int64_t i = 0; i < t.size(); ++i) t.setDouble(i, std::ldexp(t.getDouble(i), exponent(rng)));
+      return t;
+    };
+    // Up to ±2e9 each: the int64 sums leave int32 and wrap when narrowed, as the interpreter's.
+    auto bigInts = [&](int64_t batch) {
+      Tensor t(DType::Int32, {batch, 6});
+      for (int64_t i = 0; i < t.size(); ++i) t.setDouble(i, double(exponent(rng)) * 5e7);
+      return t;
+    };
+    for (int64_t batch : {1, 200})
+      expectBitIdentical(g, {{"x", spread({batch, 300})}, {"wide", spread({batch, 700})},
+                             {"cube", spread({batch, 4, 30})}, {"ints", bigInts(batch)}},
+                         {}, 0, 0);
+  }
 }
 
 /// Random inputs for a step graph: floats normal(0, 1), integer labels in [0, classes) with

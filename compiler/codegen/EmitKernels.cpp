@@ -152,6 +152,10 @@ void FunctionEmitter::emitReduction(const Node& n) {
     for (int64_t k = 0; k < rank; ++k) reduced.insert(k);
   Shape keptShape, reducedShape;
   for (int64_t k = 0; k < rank; ++k) (reduced.count(k) ? reducedShape : keptShape).push_back(xs[k]);
+  // Reduced axes 0..p-1 and kept p..: a [rows, cols] block summed down its columns (bias
+  // gradients), which vectorizes across columns (ColumnKernels.cpp).
+  if (!keptShape.empty() && *reduced.rbegin() == static_cast<int64_t>(reduced.size()) - 1)
+    return emitColumnReduction(n, reducedShape, keptShape);
 
   const bool isMax = n.op() == OpKind::ReduceMax;
   const bool fp = isFloat(dt);
@@ -391,13 +395,14 @@ namespace kiln::codegen {
 //   μ = Σx/m, σ² = Σ(x − μ)²/m (two passes: no cancellation for offset features)
 //   new moving = moving·momentum + stat·(1 − momentum)   (results 1 and 2, when stored)
 //   y = γ(x − μ)/sqrt(σ² + ε) + β
-// Plain (not reassociated) adds: the loop over one feature is strided, so there is no vector
-// speed to win and the exact order is kept.
+// Plain (not reassociated) adds keep the exact order. Features on the last axis (dense layers)
+// go rows-outer instead (ColumnKernels.cpp); this per-feature loop serves the other layouts.
 void FunctionEmitter::emitBatchNormTraining(const Node& n) {
   const kiln::Value* x = n.operand(0);
   const Shape& xs = x->type().shape;
   const DType dt = x->type().dtype;
   const size_t axis = static_cast<size_t>(*normalizeAxis(n.i("axis"), static_cast<int64_t>(xs.size())));
+  if (xs.size() >= 2 && axis == xs.size() - 1) return emitBatchNormTrainingColumns(n);
   Shape rest;
   for (size_t k = 0; k < xs.size(); ++k)
     if (k != axis) rest.push_back(xs[k]);

@@ -109,6 +109,18 @@ class FunctionEmitter {
   void emitMeanLoss(const Node& n);
   void emitArgMax(const Node& n);
   void emitBatchNormTraining(const Node& n);
+  // ---- Column kernels (EmitKernels.cpp): reductions of a [rows, cols] block over its rows ----
+  /// Reduction n whose reduced axes all precede its kept ones: rows outer, columns inner.
+  void emitColumnReduction(const Node& n, const Shape& reducedShape, const Shape& keptShape);
+  /// Batch norm training whose feature axis is the last one: rows outer, features inner.
+  void emitBatchNormTrainingColumns(const Node& n);
+  /// body(c0, width) for consecutive column chunks [c0, c0 + width) of at most kColumnChunk
+  /// columns covering [0, cols); a single chunk with constant bounds when cols is a small constant.
+  void columnChunks(llvm::Value* cols, const std::function<void(llvm::Value*, llvm::Value*)>& body);
+  /// Stack block `slot` of kColumnChunk 8-byte elements (entry block, 64-byte aligned), shared
+  /// by every column kernel since they run one after another.
+  llvm::Value* columnBlock(unsigned slot);
+  static constexpr int64_t kColumnChunk = 512;
   llvm::Value* labelIndex(const Node& n, const Value* labels, llvm::Value* row, llvm::Value* classes);
   llvm::Value* floatConst(DType t, double v) { return llvm::ConstantFP::get(regType(t), v); }
 
@@ -124,6 +136,7 @@ class FunctionEmitter {
   llvm::Value* step_ = nullptr;
   std::map<const Value*, llvm::Value*> buffers_;
   std::vector<std::string> checks_;
+  std::vector<llvm::AllocaInst*> columnBlocks_;
 };
 
 }  // namespace kiln::codegen
