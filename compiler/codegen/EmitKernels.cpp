@@ -240,16 +240,19 @@ void FunctionEmitter::emitSoftmax(const Node& n, bool log) {
       Value* m = b_.CreateLoad(t, maxSlot);
       b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), sumSlot);
       loop(dim, [&](Value* k) {
-        Value* e = math_.exp(b_.CreateFSub(element(x, at(k)), m));
+        Index idx = at(k);
+        Value* e = math_.exp(b_.CreateFSub(element(x, idx), m));
+        // Softmax keeps each exp in y (element k of x is read before y's element k is written,
+        // so this holds when y reuses x's buffer too): the last pass only divides.
+        if (!log) store(y, idx.linear, e);
         b_.CreateStore(reassocAdd(b_, b_.CreateLoad(d64, sumSlot), toD(e)), sumSlot);
       });
       Value* sum = b_.CreateLoad(d64, sumSlot);
       Value* logSum = log ? math_.libm("log", sum) : nullptr;
       loop(dim, [&](Value* k) {
         Index idx = at(k);
-        Value* v = element(x, idx);
-        Value* r = log ? b_.CreateFSub(b_.CreateFSub(toD(v), toD(m)), logSum)
-                       : b_.CreateFDiv(toD(math_.exp(b_.CreateFSub(v, m))), sum);
+        Value* r = log ? b_.CreateFSub(b_.CreateFSub(toD(element(x, idx)), toD(m)), logSum)
+                       : b_.CreateFDiv(toD(load(y, idx)), sum);
         store(y, idx.linear, dt == DType::Float32 ? b_.CreateFPTrunc(r, t) : r);
       });
     });
