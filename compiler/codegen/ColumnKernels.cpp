@@ -38,16 +38,36 @@ void FunctionEmitter::columnChunks(Value* cols, const std::function<void(Value*,
   });
 }
 
+void FunctionEmitter::rowGroups(Value* rows, const std::function<void(Value*, int)>& body) {
+  // Each group loads a column's accumulator once for kRowGroup rows instead of once per row
+  // (the adds stay in row order); the loop helper needs trip counts >= 1, hence the guards.
+  llvm::LLVMContext& ctx = m_.getContext();
+  auto ifThen = [&](Value* cond, const std::function<void()>& then) {
+    llvm::BasicBlock* thenBlock = llvm::BasicBlock::Create(ctx, "rows.then", fn_);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx, "rows.done", fn_);
+    b_.CreateCondBr(cond, thenBlock, done);
+    b_.SetInsertPoint(thenBlock);
+    then();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+  };
+  Value* groups = b_.CreateUDiv(rows, i64(kRowGroup));
+  ifThen(b_.CreateICmpSGT(groups, i64(0)), [&] {
+    loop(groups, [&](Value* g) { body(b_.CreateMul(g, i64(kRowGroup), "", true, true), kRowGroup); });
+  });
+  Value* start = b_.CreateMul(groups, i64(kRowGroup), "", true, true);
+  ifThen(b_.CreateICmpSGT(rows, start), [&] {
+    loop(b_.CreateSub(rows, start), [&](Value* i) { body(b_.CreateAdd(start, i, "", true, true), 1); });
+  });
+}
+
 namespace {
-/// Element (row, c) of a value whose shape is rowShape ++ colShape: the offset always, and the
-/// coordinates when the columns are one axis (then an inlined operand needs no division).
-Index columnIndex(llvm::IRBuilder<>& b, const Index& row, Value* cols, Value* c, size_t colRank) {
+/// Element (row, c) of a [rows, cols] view of a value: the offset, and the coordinates when the
+/// value is a matrix (then an inlined operand needs no division to find them).
+Index columnIndex(llvm::IRBuilder<>& b, Value* row, Value* cols, Value* c, bool matrix) {
   Index idx;
-  idx.linear = b.CreateAdd(b.CreateMul(row.linear, cols, "", true, true), c, "", true, true);
-  if (colRank == 1) {
-    idx.dims = row.dims;
-    idx.dims.push_back(c);
-  }
+  idx.linear = b.CreateAdd(b.CreateMul(row, cols, "", true, true), c, "", true, true);
+  if (matrix) idx.dims = {row, c};
   return idx;
 }
 }  // namespace
@@ -65,28 +85,33 @@ void FunctionEmitter::emitColumnReduction(const Node& n, const Shape& reducedSha
   else if (fp) init = llvm::ConstantFP::get(accT, -std::numeric_limits<double>::infinity());
   else init = llvm::ConstantInt::get(accT, dt == DType::Int32 ? uint64_t(int64_t(INT32_MIN)) : uint64_t(INT64_MIN));
   Value* cols = elementCount(keptShape);
+  Value* rows = elementCount(reducedShape);
+  const bool matrix = reducedShape.size() == 1 && keptShape.size() == 1;
   Value* acc = columnBlock(0);
   columnChunks(cols, [&](Value* c0, Value* width) {
     auto slot = [&](Value* j) { return b_.CreateInBoundsGEP(accT, acc, j); };
     loop(width, [&](Value* j) { b_.CreateStore(init, slot(j)); });
-    loopNest(reducedShape, [&](Index& row) {
+    rowGroups(rows, [&](Value* r0, int count) {
       loop(width, [&](Value* j) {
-        Value* v = element(x, columnIndex(b_, row, cols, b_.CreateAdd(c0, j, "", true, true), keptShape.size()));
+        Value* c = b_.CreateAdd(c0, j, "", true, true);
         Value* a = b_.CreateLoad(accT, slot(j));
-        Value* r;
-        if (isMax) {
-          // NaN sticks: once a is NaN nothing compares greater; a NaN v is taken by v != v.
-          Value* take = fp ? b_.CreateOr(b_.CreateFCmpOGT(v, a), b_.CreateFCmpUNO(v, v)) : b_.CreateICmpSGT(v, a);
-          r = b_.CreateSelect(take, v, a);
-        } else if (fp) {
-          r = b_.CreateFAdd(a, dt == DType::Float32 ? b_.CreateFPExt(v, accT) : v);  // In order: no reassoc.
-        } else {
-          r = b_.CreateAdd(a, b_.CreateSExt(v, accT));
+        for (int u = 0; u < count; ++u) {
+          Value* row = b_.CreateAdd(r0, i64(u), "", true, true);
+          Value* v = element(x, columnIndex(b_, row, cols, c, matrix));
+          if (isMax) {
+            // NaN sticks: once a is NaN nothing compares greater; a NaN v is taken by v != v.
+            Value* take = fp ? b_.CreateOr(b_.CreateFCmpOGT(v, a), b_.CreateFCmpUNO(v, v)) : b_.CreateICmpSGT(v, a);
+            a = b_.CreateSelect(take, v, a);
+          } else if (fp) {
+            a = b_.CreateFAdd(a, dt == DType::Float32 ? b_.CreateFPExt(v, accT) : v);  // In order: no reassoc.
+          } else {
+            a = b_.CreateAdd(a, b_.CreateSExt(v, accT));
+          }
         }
-        b_.CreateStore(r, slot(j));
+        b_.CreateStore(a, slot(j));
       });
     });
-    Value* count = n.op() == OpKind::ReduceMean ? b_.CreateSIToFP(elementCount(reducedShape), accT) : nullptr;
+    Value* count = n.op() == OpKind::ReduceMean ? b_.CreateSIToFP(rows, accT) : nullptr;
     loop(width, [&](Value* j) {
       Value* r = b_.CreateLoad(accT, slot(j));
       if (count) r = b_.CreateFDiv(r, count);
@@ -104,13 +129,15 @@ void FunctionEmitter::emitBatchNormTrainingColumns(const Node& n) {
   const kiln::Value* x = n.operand(0);
   const Shape& xs = x->type().shape;
   const DType dt = x->type().dtype;
-  const Shape rows(xs.begin(), xs.end() - 1);
+  const Shape rowShape(xs.begin(), xs.end() - 1);
+  const bool matrix = xs.size() == 2;
   llvm::Type* f64 = b_.getDoubleTy();
   auto dc = [&](double v) { return llvm::ConstantFP::get(f64, v); };
   auto wide = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, f64) : v; };
   auto narrow = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPTrunc(v, regType(dt)) : v; };
   const double momentum = n.f("momentum");
-  Value* m = b_.CreateSIToFP(elementCount(rows), f64);
+  Value* rows = elementCount(rowShape);
+  Value* m = b_.CreateSIToFP(rows, f64);
   Value* cols = dimSize(xs.back());
   const kiln::Value* y = n.result(0);
   Value* meanBlock = columnBlock(0);
@@ -119,12 +146,17 @@ void FunctionEmitter::emitBatchNormTrainingColumns(const Node& n) {
   columnChunks(cols, [&](Value* c0, Value* width) {
     auto meanAt = [&](Value* j) { return b_.CreateInBoundsGEP(f64, meanBlock, j); };
     auto accAt = [&](Value* j) { return b_.CreateInBoundsGEP(f64, accBlock, j); };
-    // body(j, element j of this chunk in row r) over every row, rows outer.
-    auto overRows = [&](const std::function<void(Value*, Index&)>& body) {
-      loopNest(rows, [&](Index& r) {
+    auto at = [&](Value* row, Value* j) { return columnIndex(b_, row, cols, b_.CreateAdd(c0, j, "", true, true), matrix); };
+    // acc[j] = step(acc[j], element j of this chunk in row r) over every row, in row order.
+    auto accumulate = [&](const std::function<Value*(Value*, Value*, Index&)>& step) {
+      rowGroups(rows, [&](Value* r0, int count) {
         loop(width, [&](Value* j) {
-          Index e = columnIndex(b_, r, cols, b_.CreateAdd(c0, j, "", true, true), 1);
-          body(j, e);
+          Value* a = b_.CreateLoad(f64, accAt(j));
+          for (int u = 0; u < count; ++u) {
+            Index e = at(b_.CreateAdd(r0, i64(u), "", true, true), j);
+            a = step(a, j, e);
+          }
+          b_.CreateStore(a, accAt(j));
         });
       });
     };
@@ -135,16 +167,14 @@ void FunctionEmitter::emitBatchNormTrainingColumns(const Node& n) {
       return c;
     };
     loop(width, [&](Value* j) { b_.CreateStore(dc(0), accAt(j)); });
-    overRows([&](Value* j, Index& e) {
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, accAt(j)), wide(element(x, e))), accAt(j));
-    });
+    accumulate([&](Value* a, Value*, Index& e) { return b_.CreateFAdd(a, wide(element(x, e))); });
     loop(width, [&](Value* j) {
       b_.CreateStore(b_.CreateFDiv(b_.CreateLoad(f64, accAt(j)), m, "bn.mean"), meanAt(j));
       b_.CreateStore(dc(0), accAt(j));
     });
-    overRows([&](Value* j, Index& e) {
+    accumulate([&](Value* a, Value* j, Index& e) {
       Value* d = b_.CreateFSub(wide(element(x, e)), b_.CreateLoad(f64, meanAt(j)));
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, accAt(j)), b_.CreateFMul(d, d)), accAt(j));
+      return b_.CreateFAdd(a, b_.CreateFMul(d, d));
     });
     loop(width, [&](Value* j) {
       Index c = feature(j);
@@ -161,13 +191,17 @@ void FunctionEmitter::emitBatchNormTrainingColumns(const Node& n) {
       b_.CreateStore(invStd, accAt(j));
     });
     if (!buffers_.count(y)) return;
-    overRows([&](Value* j, Index& e) {
+    // The output row-major: rows outer, this chunk's features inner.
+    loop(rows, [&](Value* row) {
+      loop(width, [&](Value* j) {
+      Index e = at(row, j);
       Index c = feature(j);
       Value* gamma = wide(element(n.operand(1), c));
       Value* beta = wide(element(n.operand(2), c));
       Value* centered = b_.CreateFSub(wide(element(x, e)), b_.CreateLoad(f64, meanAt(j)));
       Value* v = b_.CreateFAdd(b_.CreateFMul(b_.CreateFMul(gamma, centered), b_.CreateLoad(f64, accAt(j))), beta);
       store(y, e.linear, narrow(v));
+      });
     });
   });
 }

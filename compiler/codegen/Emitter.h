@@ -121,6 +121,9 @@ class FunctionEmitter {
   /// by every column kernel since they run one after another.
   llvm::Value* columnBlock(unsigned slot);
   static constexpr int64_t kColumnChunk = 512;
+  /// body(first row, count) over rows [0, rows): groups of kRowGroup rows, then single rows.
+  void rowGroups(llvm::Value* rows, const std::function<void(llvm::Value*, int)>& body);
+  static constexpr int kRowGroup = 4;
   llvm::Value* labelIndex(const Node& n, const Value* labels, llvm::Value* row, llvm::Value* classes);
   llvm::Value* floatConst(DType t, double v) { return llvm::ConstantFP::get(regType(t), v); }
 
