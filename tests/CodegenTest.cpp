@@ -218,6 +218,10 @@ std::vector<OpCase> allCases() {
                  Value* x = b.input("x", F32, {-1, 3, 4});
                  out(b, "s1", b.op(OpKind::Softmax, {x}, {{"axis", int64_t{1}}}));
                  out(b, "l0", b.op(OpKind::LogSoftmax, {x}, {{"axis", int64_t{0}}}));
+                 // Softmax keeps its exps in a stack block up to 512 along the axis, beyond
+                 // (and along the batch) in its result.
+                 out(b, "s0", b.op(OpKind::Softmax, {x}, {{"axis", int64_t{0}}}));
+                 out(b, "wide", b.op(OpKind::Softmax, {b.input("w", F32, {-1, 700})}));
                }});
   c.push_back(unary("log_softmax", OpKind::LogSoftmax, 2e-6, {}, {.floatScale = 4}));
   c.push_back({"sparse_softmax_cross_entropy", 2e-6, [](Builder& b) {

@@ -221,6 +221,7 @@ void FunctionEmitter::emitSoftmax(const Node& n, bool log) {
   auto toD = [&](Value* v) { return dt == DType::Float32 ? b_.CreateFPExt(v, d64) : v; };
   llvm::AllocaInst* maxSlot = local(t, "max");
   llvm::AllocaInst* sumSlot = local(d64, "sum");
+  Value* expBlock = !log && xs[axis] != kBatch && xs[axis] <= kColumnChunk ? columnBlock(0) : nullptr;
   // softmax_k = exp(x_k - m)/Σ exp(x_j - m), m = max x: every exponent is <= 0, so nothing
   // overflows; log_softmax_k = (x_k - m) - log Σ exp(x_j - m), never log of a softmax.
   loop(outer, [&](Value* o) {
@@ -239,20 +240,24 @@ void FunctionEmitter::emitSoftmax(const Node& n, bool log) {
       });
       Value* m = b_.CreateLoad(t, maxSlot);
       b_.CreateStore(llvm::ConstantFP::get(d64, 0.0), sumSlot);
+      // Softmax keeps each exp for the last pass, which then only divides: in a stack block
+      // when the axis fits one (no aliasing with x, so the sum loop still vectorizes), else in
+      // y (element k of x is read before y's element k is written, so y may reuse x's buffer).
+      auto expAt = [&](Value* k) { return b_.CreateInBoundsGEP(t, expBlock, k); };
       loop(dim, [&](Value* k) {
         Index idx = at(k);
         Value* e = math_.exp(b_.CreateFSub(element(x, idx), m));
-        // Softmax keeps each exp in y (element k of x is read before y's element k is written,
-        // so this holds when y reuses x's buffer too): the last pass only divides.
-        if (!log) store(y, idx.linear, e);
+        if (expBlock) b_.CreateStore(e, expAt(k));
+        else if (!log) store(y, idx.linear, e);
         b_.CreateStore(reassocAdd(b_, b_.CreateLoad(d64, sumSlot), toD(e)), sumSlot);
       });
       Value* sum = b_.CreateLoad(d64, sumSlot);
       Value* logSum = log ? math_.libm("log", sum) : nullptr;
       loop(dim, [&](Value* k) {
         Index idx = at(k);
+        Value* e = log ? nullptr : expBlock ? b_.CreateLoad(t, expAt(k)) : load(y, idx);
         Value* r = log ? b_.CreateFSub(b_.CreateFSub(toD(element(x, idx)), toD(m)), logSum)
-                       : b_.CreateFDiv(toD(load(y, idx)), sum);
+                       : b_.CreateFDiv(toD(e), sum);
         store(y, idx.linear, dt == DType::Float32 ? b_.CreateFPTrunc(r, t) : r);
       });
     });
