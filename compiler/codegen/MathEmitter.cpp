@@ -18,17 +18,54 @@ Value* MathEmitter::libm(const char* name, Value* x) {
   return b_.CreateCall(f, {x});
 }
 
+Value* MathEmitter::fma(Value* a, Value* b, Value* c) {
+  return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, b, c});
+}
+
 Value* MathEmitter::horner(Value* x, std::initializer_list<double> coeffs) {
-  // coeffs are c0, c1, ..., cn of c0 + c1 x + ... + cn x^n.
+  // coeffs are c0, c1, ..., cn of c0 + c1 x + ... + cn x^n. Each step is a fused multiply-add
+  // where the target has one: one rounding instead of two, so never less accurate.
   llvm::Type* t = x->getType();
   const double* first = coeffs.begin();
   const double* p = coeffs.end() - 1;
   Value* acc = c(*p, t);
   while (p != first) {
     --p;
-    acc = b_.CreateFAdd(b_.CreateFMul(acc, x), c(*p, t));
+    acc = fma(acc, x, c(*p, t));
   }
   return acc;
+}
+
+Value* MathEmitter::clamp(Value* x, double lo, double hi) {
+  // Ordered compares are false for NaN, so NaN passes through (minnum/maxnum would replace it);
+  // x86 lowers each select to one vmaxps/vminps.
+  llvm::Type* t = x->getType();
+  Value* a = b_.CreateSelect(b_.CreateFCmpOLT(x, c(lo, t)), c(lo, t), x);
+  return b_.CreateSelect(b_.CreateFCmpOGT(a, c(hi, t)), c(hi, t), a);
+}
+
+MathEmitter::Reduced MathEmitter::reduce(Value* x) {
+  // n = rint(x log2 e) by adding 1.5·2^23: the sum's last mantissa bit has weight 1, so the
+  // rounding of the add is the rounding to an integer, and the sum's bits are 0x4b400000 + n
+  // (|n| < 2^22), which gives the integer n without a float-to-int conversion (whose result on
+  // NaN is poison in LLVM: NaN propagates through all of this instead).
+  llvm::Type* t = x->getType();
+  constexpr double kMagic = 12582912.0;  // 1.5 * 2^23
+  Value* shifted = fma(x, c(1.44269504088896341, t), c(kMagic, t));
+  Value* n = b_.CreateFSub(shifted, c(kMagic, t));
+  // r = x - n ln2 with ln2 split in a 9-bit head (n * head is exact for |n| < 2^15) and a tail
+  // (Cody and Waite): the first step is exact, so r carries no cancellation error.
+  Value* r = fma(n, c(-0.693359375, t), x);
+  r = fma(n, c(2.12194440e-4, t), r);
+  return {r, b_.CreateBitCast(shifted, b_.getInt32Ty())};
+}
+
+Value* MathEmitter::expm1OverR(Value* r) {
+  // e^r - 1 = r + r²/2 + r³ Q(r), Q the minimax cubic for relative error on [-ln2/2, ln2/2]
+  // (Remez, weight r³/(e^r - 1)): relative error 1.4e-8 (0.23 of float's half-ulp 2^-24) in
+  // exact arithmetic. Returned as P = 1 + r/2 + r²Q: r·P has no cancellation (and -0 stays -0),
+  // 1 + r·P is one fused multiply-add.
+  return horner(r, {1.0, 0.5, 0.166665487553, 0.0416668541228, 0.00836603428223, 0.00138982232422});
 }
 
 Value* MathEmitter::scaleByPow2(Value* p, Value* n) {
@@ -44,48 +81,52 @@ Value* MathEmitter::scaleByPow2(Value* p, Value* n) {
   return b_.CreateFMul(b_.CreateFMul(p, pow2(n1)), pow2(n2));
 }
 
-// e^x = 2^n e^r with n = rint(x log2 e) and r = x - n ln2 in [-ln2/2, ln2/2]. ln2 is split in a
-// 9-bit head (n * head is exact) and a tail (Cody and Waite), so r carries no cancellation error.
-// e^r by its Taylor polynomial of degree 7: truncation < 0.35^8/8! = 5e-9 relative.
-// Inputs are clamped to [-104, 88.8] (beyond: 0 and inf after scaling); NaN passes through.
+// e^x = 2^n e^r (reduce), e^r = 1 + r P(r) with expm1OverR's polynomial (relative error of e^r:
+// below 1.4e-8 · |r|/e^r < 0.6e-8, plus the fma's rounding). Inputs are clamped to [-104, 88.8]
+// (beyond: 0 and inf after scaling); NaN propagates through the arithmetic.
 Value* MathEmitter::exp(Value* x) {
   if (isF64(x)) return libm("exp", x);
-  llvm::Type* t = x->getType();
-  Value* xc = b_.CreateMinNum(b_.CreateMaxNum(x, c(-104.0, t)), c(88.8, t));
-  Value* n = b_.CreateUnaryIntrinsic(llvm::Intrinsic::rint, b_.CreateFMul(xc, c(1.44269504088896341, t)));
-  Value* r = b_.CreateFSub(xc, b_.CreateFMul(n, c(0.693359375, t)));
-  r = b_.CreateFSub(r, b_.CreateFMul(n, c(-2.12194440e-4, t)));
-  Value* p = horner(r, {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040});
-  Value* ni = b_.CreateFPToSI(n, b_.getInt32Ty());
-  return keepNan(x, scaleByPow2(p, ni));
+  llvm::Type* i32 = b_.getInt32Ty();
+  Reduced red = reduce(clamp(x, -104.0, 88.8));
+  Value* p = fma(red.r, expm1OverR(red.r), c(1.0, x->getType()));
+  Value* n = b_.CreateSub(red.shiftedBits, llvm::ConstantInt::get(i32, 0x4b400000));
+  return scaleByPow2(p, n);
 }
 
-// For |x| < 0.5, e^x - 1 by its Taylor polynomial (degree 9: truncation < 0.5^9/10! relative),
-// which has no cancellation; elsewhere e^x - 1 loses at most one bit (e^x - 1 >= 0.39 |e^x|).
+// e^x - 1 = 2^n (e^r - 1) + (2^n - 1) (the fdlibm decomposition), evaluated as
+// 2 · fma(s, e^r - 1, s - 1/2) with s = 2^(n-1): one rounding in the fma (s - 1/2 is exact for
+// -24 <= n <= 24, and beyond that its rounding is below half an ulp of the result), an exact
+// doubling, and s stays a normal float up to n = 128 (x near 88.7). For n = 0 this is e^r - 1
+// itself, so there is no cancellation near 0. The error of e^r - 1 is amplified at most 1.4x
+// (n = 1, r = -ln2/2). x below -30 gives -1 (e^-30 < 2^-43) and above 88.8 inf; NaN propagates.
 Value* MathEmitter::expm1(Value* x) {
   if (isF64(x)) return libm("expm1", x);
-  Value* small = b_.CreateFMul(
-      x, horner(x, {1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-                    1.0 / 40320, 1.0 / 362880, 1.0 / 3628800}));
-  Value* large = b_.CreateFSub(exp(x), c(1.0, x->getType()));
-  Value* isSmall = b_.CreateFCmpOLT(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x), c(0.5, x->getType()));
-  return b_.CreateSelect(isSmall, small, large);
+  llvm::Type* t = x->getType();
+  llvm::Type* i32 = b_.getInt32Ty();
+  Reduced red = reduce(clamp(x, -30.0, 88.8));
+  Value* q = b_.CreateFMul(red.r, expm1OverR(red.r));
+  // s = 2^(n-1): the exponent field n - 1 + 127 from the bits 0x4b400000 + n, whose high part
+  // shifts out (0x4b400000 << 23 is 0 mod 2^32).
+  Value* s = b_.CreateBitCast(b_.CreateShl(b_.CreateAdd(red.shiftedBits, llvm::ConstantInt::get(i32, 126)), 23), t);
+  Value* y = fma(s, q, b_.CreateFSub(s, c(0.5, t)));
+  return b_.CreateFMul(y, c(2.0, t));
 }
 
 // x = m 2^e with m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact). log(1+f) = 2 atanh(s) with
-// s = f/(2+f), |s| < 0.172: log(1+f) = f - f²/2 + s(f²/2 + R) where R = Σ_k 2 s^2k/(2k+1) (the
-// fdlibm arrangement, exact coefficients; truncated after s^12: < 1e-11 relative). Subnormal x
-// is scaled by 2^23 first. x < 0 gives NaN, 0 gives -inf, inf and NaN themselves.
-Value* MathEmitter::log(Value* x) {
-  if (isF64(x)) return libm("log", x);
+// s = f/(2+f), |s| < 0.172: log(1+f) = f - f²/2 + s(f²/2 + R) with R(z = s²) ~ Σ_k 2 z^k/(2k+1)
+// (the fdlibm arrangement). R is fdlibm's logf minimax quartic (e_logf.c, Lg1..Lg4: error below
+// 2^-34 relative to the series), enough for float: the Taylor series would need six terms.
+// Subnormal x (when `mayBeSubnormal`) is scaled by 2^23 first. Finite positive x only: log()
+// adds the special values.
+Value* MathEmitter::logPositive(Value* x, bool mayBeSubnormal) {
   llvm::Type* t = x->getType();
   llvm::Type* i32 = b_.getInt32Ty();
   auto ci = [&](int64_t v) { return llvm::ConstantInt::get(i32, static_cast<uint64_t>(v)); };
-  Value* sub = b_.CreateFCmpOLT(x, c(1.17549435e-38, t));
-  Value* xs = b_.CreateSelect(sub, b_.CreateFMul(x, c(8388608.0, t)), x);
+  Value* sub = mayBeSubnormal ? b_.CreateFCmpOLT(x, c(1.17549435e-38, t)) : nullptr;
+  Value* xs = sub ? b_.CreateSelect(sub, b_.CreateFMul(x, c(8388608.0, t)), x) : x;
   Value* bits = b_.CreateBitCast(xs, i32);
   Value* e = b_.CreateSub(b_.CreateAnd(b_.CreateLShr(bits, 23), ci(0xff)), ci(127));
-  e = b_.CreateSelect(sub, b_.CreateSub(e, ci(23)), e);
+  if (sub) e = b_.CreateSelect(sub, b_.CreateSub(e, ci(23)), e);
   Value* m = b_.CreateBitCast(b_.CreateOr(b_.CreateAnd(bits, ci(0x7fffff)), ci(0x3f800000)), t);
   Value* big = b_.CreateFCmpOGT(m, c(1.41421356, t));
   m = b_.CreateSelect(big, b_.CreateFMul(m, c(0.5, t)), m);
@@ -93,12 +134,19 @@ Value* MathEmitter::log(Value* x) {
   Value* f = b_.CreateFSub(m, c(1.0, t));
   Value* s = b_.CreateFDiv(f, b_.CreateFAdd(f, c(2.0, t)));
   Value* z = b_.CreateFMul(s, s);
-  Value* R = b_.CreateFMul(z, horner(z, {2.0 / 3, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11, 2.0 / 13}));
+  Value* R = b_.CreateFMul(z, horner(z, {0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841}));
   Value* hfsq = b_.CreateFMul(c(0.5, t), b_.CreateFMul(f, f));
-  Value* logm = b_.CreateFAdd(b_.CreateFSub(f, hfsq), b_.CreateFMul(s, b_.CreateFAdd(hfsq, R)));
+  Value* logm = fma(s, b_.CreateFAdd(hfsq, R), b_.CreateFSub(f, hfsq));
+  // e ln2 + logm with ln2 split as in reduce(): e times the head is exact.
   Value* ef = b_.CreateSIToFP(e, t);
-  Value* r = b_.CreateFAdd(b_.CreateFMul(ef, c(0.693359375, t)),
-                           b_.CreateFAdd(logm, b_.CreateFMul(ef, c(-2.12194440e-4, t))));
+  return fma(ef, c(0.693359375, t), fma(ef, c(-2.12194440e-4, t), logm));
+}
+
+// x < 0 gives NaN, 0 gives -inf, inf and NaN themselves.
+Value* MathEmitter::log(Value* x) {
+  if (isF64(x)) return libm("log", x);
+  llvm::Type* t = x->getType();
+  Value* r = logPositive(x, /*mayBeSubnormal=*/true);
   const double inf = std::numeric_limits<double>::infinity();
   r = b_.CreateSelect(b_.CreateFCmpOEQ(x, c(0.0, t)), c(-inf, t), r);
   r = b_.CreateSelect(b_.CreateFCmpOEQ(x, c(inf, t)), x, r);
@@ -108,14 +156,16 @@ Value* MathEmitter::log(Value* x) {
 
 // log1p(x) = log(u) * x/(u - 1) with u = 1 + x rounded (Goldberg): the rounding error of u
 // cancels between log(u) and u - 1. u == 1 means x is below half an ulp of 1: log1p(x) = x.
-Value* MathEmitter::log1pNonNegative(Value* x) {
+Value* MathEmitter::log1pNonNegative(Value* x, bool atMostOne) {
   if (isF64(x)) return libm("log1p", x);
   llvm::Type* t = x->getType();
   Value* u = b_.CreateFAdd(c(1.0, t), x);
   Value* um1 = b_.CreateFSub(u, c(1.0, t));
   Value* one = b_.CreateFCmpOEQ(um1, c(0.0, t));
+  // u in [1, 2] needs none of log's special cases; NaN comes through the division below.
+  Value* logu = atMostOne ? logPositive(u, /*mayBeSubnormal=*/false) : log(u);
   // The division only runs on a safe denominator; its result is unused when u == 1.
-  Value* r = b_.CreateFMul(log(u), b_.CreateFDiv(x, b_.CreateSelect(one, c(1.0, t), um1)));
+  Value* r = b_.CreateFMul(logu, b_.CreateFDiv(x, b_.CreateSelect(one, c(1.0, t), um1)));
   return b_.CreateSelect(one, x, r);
 }
 
@@ -136,7 +186,7 @@ Value* MathEmitter::tanh(Value* x) {
 // cost |a²| ulps of relative error). a is clamped to 10.5 (erfc is 0 in float past 10.1).
 Value* MathEmitter::erfcPositive(Value* a) {
   llvm::Type* t = a->getType();
-  Value* ac = b_.CreateMinNum(a, c(10.5, t));
+  Value* ac = clamp(a, 0.0, 10.5);  // NaN stays NaN
   Value* tt = b_.CreateFDiv(c(1.0, t), b_.CreateFAdd(c(1.0, t), b_.CreateFMul(c(0.5, t), ac)));
   Value* P = horner(tt, {-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
                          -1.13520398, 1.48851587, -0.82215223, 0.17087277});
@@ -154,29 +204,24 @@ Value* MathEmitter::erfc(Value* x) {
   llvm::Type* t = x->getType();
   Value* a = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
   Value* r = erfcPositive(a);
-  r = b_.CreateSelect(b_.CreateFCmpOLT(x, c(0.0, t)), b_.CreateFSub(c(2.0, t), r), r);
-  return keepNan(x, r);
+  return b_.CreateSelect(b_.CreateFCmpOLT(x, c(0.0, t)), b_.CreateFSub(c(2.0, t), r), r);
 }
 
-// |x| < 1: the Maclaurin series 2/sqrt(pi) Σ (-1)^k x^(2k+1)/(k!(2k+1)) through k = 10
-// (alternating, so the error is below the first omitted term, 1/(11!·23) = 1.1e-9). Elsewhere
-// 1 - erfc(|x|) with the sign: erfc(|x|) <= 0.16 there, so its relative error shrinks.
+// |x| < 1: erf(x) = x E(x²), E the minimax sextic for relative error on [0, 1] (Remez, weight
+// x/erf(x)): 1.2e-9 in exact arithmetic (the Maclaurin series would need degree 10). Elsewhere
+// 1 - erfc(|x|) with the sign: erfc(|x|) <= 0.16 there, so its relative error shrinks. NaN
+// propagates through both (erfcPositive's clamp keeps it).
 Value* MathEmitter::erf(Value* x) {
   if (isF64(x)) return libm("erf", x);
   llvm::Type* t = x->getType();
   Value* z = b_.CreateFMul(x, x);
-  double fact = 1;
-  std::vector<double> k;
-  for (int i = 0; i <= 10; ++i) {
-    if (i > 0) fact *= i;
-    k.push_back((i % 2 ? -1.0 : 1.0) * 1.1283791670955126 / (fact * (2 * i + 1)));
-  }
-  Value* series = b_.CreateFMul(x, horner(z, {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10]}));
+  Value* series = b_.CreateFMul(x, horner(z, {1.12837916573, -0.376126258242, 0.112835851485,
+                                              -0.0268538119362, 0.00518832769414,
+                                              -0.000801019375218, 7.85386192513e-5}));
   Value* a = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
   Value* tailv = b_.CreateBinaryIntrinsic(llvm::Intrinsic::copysign,
                                           b_.CreateFSub(c(1.0, t), erfcPositive(a)), x);
-  Value* r = b_.CreateSelect(b_.CreateFCmpOLT(a, c(1.0, t)), series, tailv);
-  return keepNan(x, r);
+  return b_.CreateSelect(b_.CreateFCmpOLT(a, c(1.0, t)), series, tailv);
 }
 
 Value* MathEmitter::sigmoid(Value* x) {
@@ -192,7 +237,7 @@ Value* MathEmitter::softplus(Value* x) {
   Value* e = exp(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
   // std::max(x, 0) as the interpreter writes it: x < 0 ? 0 : x (NaN stays NaN).
   Value* pos = b_.CreateSelect(b_.CreateFCmpOLT(x, c(0.0, t)), c(0.0, t), x);
-  return b_.CreateFAdd(pos, log1pNonNegative(e));
+  return b_.CreateFAdd(pos, log1pNonNegative(e, /*atMostOne=*/true));
 }
 
 Value* MathEmitter::pow(Value* x, Value* y) {
