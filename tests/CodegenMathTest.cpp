@@ -6,7 +6,14 @@
 #include <cfloat>
 #include <cmath>
 
+#include <llvm/IR/Function.h>
+#include <llvm/IR/Module.h>
+
+#include <tuple>
+
 #include "CodegenTestUtil.h"
+#include "compiler/codegen/Optimize.h"
+#include "compiler/codegen/Target.h"
 #include "compiler/interpreter/Kernels.h"
 #include "ir/Builder.h"
 
@@ -111,6 +118,40 @@ INSTANTIATE_TEST_SUITE_P(
         MathCase{"softplus", OpKind::Softplus, softplusRef, -110, 110, false, 3 * 2 * kUlp, 3},
         MathCase{"erf", OpKind::Erf, [](double x) { return std::erf(x); }, -6, 6, false, 4e-7, 3}),
     [](const ::testing::TestParamInfo<MathCase>& i) { return std::string(i.param.name); });
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+/// Whether preferWidestVectors marks a one-function module for `triple`/`cpu` as 512 bits wide.
+Expected<bool> prefers512(const std::string& triple, const std::string& cpu) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::TargetMachine> tm,
+                        codegen::createTargetMachine({triple, cpu, 3}));
+  llvm::LLVMContext ctx;
+  llvm::Module m("m", ctx);
+  auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), false),
+                                   llvm::GlobalValue::ExternalLinkage, "f", m);
+  llvm::BasicBlock::Create(ctx, "entry", f);
+  codegen::preferWidestVectors(m, *tm);
+  return f->getFnAttribute("prefer-vector-width").getValueAsString() == "512";
+}
+
+// The 512-bit preference goes only to x86 CPUs with AVX-512F: AVX2-only and generic x86-64 and
+// AArch64 CPUs keep LLVM's choice.
+TEST(CodegenVectorWidthTest, WideVectorsOnlyWithAvx512) {
+  for (auto [triple, cpu, want] : {std::tuple{"x86_64-linux-gnu", "skylake-avx512", true},
+                                   std::tuple{"x86_64-linux-gnu", "rocketlake", true},
+                                   std::tuple{"x86_64-linux-gnu", "x86-64-v3", false},
+                                   std::tuple{"x86_64-linux-gnu", "generic", false},
+                                   std::tuple{"aarch64-linux-gnu", "neoverse-v1", false},
+                                   std::tuple{"aarch64-linux-gnu", "generic", false}}) {
+    auto got = prefers512(triple, cpu);
+    ASSERT_TRUE(got) << got.error().str();
+    EXPECT_EQ(*got, want) << triple << " " << cpu;
+  }
+}
 
 }  // namespace
 }  // namespace kiln

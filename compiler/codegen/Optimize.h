@@ -17,7 +17,12 @@ void initializeNativeTarget();
 /// optLevel is 0..3.
 Expected<std::unique_ptr<llvm::TargetMachine>> createHostTargetMachine(int optLevel);
 
-/// Sets m's triple and data layout for tm, then runs the default O`optLevel` pipeline
+/// Marks m's functions to vectorize 512 bits wide when tm is x86 with AVX-512F (LLVM's tuning
+/// for those CPUs prefers 256); other targets are left as they are.
+void preferWidestVectors(llvm::Module& m, llvm::TargetMachine& tm);
+
+/// Sets m's triple and data layout for tm, marks its functions with preferWidestVectors, then
+/// runs the default O`optLevel` pipeline
 /// (PassBuilder::buildPerModuleDefaultPipeline, loop and SLP vectorizers on for O2/O3) with
 /// tm's cost model, so vector widths fit the CPU.
 void optimizeModule(llvm::Module& m, llvm::TargetMachine& tm, int optLevel);
