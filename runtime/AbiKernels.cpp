@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <tuple>
 
 #define Eigen KilnNativeEigen
 #include <Eigen/Core>
@@ -176,6 +177,171 @@ void matmul(const Product<T>& p) {
   }
 }
 
+/// Scratch memory of the blocked product, by role: packed B, shared by every chunk of one call,
+/// and each chunk's packed panel of A. Same rules as WorkspaceBlocking's: chunk i of a parallel
+/// loop uses slot i whichever thread runs it; outside a loop the calling thread's own; pool
+/// workers never touch a thread_local (they only run chunks).
+template <class T>
+T* blockedScratch(int role, GemmIndex elements) {
+  struct Buffer {
+    T* data = nullptr;
+    GemmIndex size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  static Buffer chunkBuffers[kiln::rt::kMaxThreads][2];
+  int chunk = kiln::rt::currentChunk();
+  Buffer* buf;
+  if (chunk >= 0) {
+    buf = &chunkBuffers[chunk][role];
+  } else {
+    thread_local Buffer own[2];
+    buf = &own[role];
+  }
+  if (buf->size < elements) {
+    std::free(buf->data);
+    size_t bytes = (static_cast<size_t>(elements) * sizeof(T) + 63) / 64 * 64;
+    buf->data = static_cast<T*>(std::aligned_alloc(64, bytes));
+    buf->size = elements;
+  }
+  return buf->data;
+}
+
+/// C[m,n] = op(A) op(B) row block by row block, calling the epilogue on each block as soon as it
+/// is final. GotoBLAS's loops on Eigen's packing routines and register kernel, in Eigen's
+/// transposed view of a row-major C (C^T = op(B)^T op(A)^T): Eigen's lhs is our B (its rows are
+/// our columns), its rhs our A (its columns are our rows). B is packed once, in kc x mc panels
+/// (Eigen's own blocking for these sizes); each block of rows then packs its kc x rows panels of
+/// A and runs the kernel over all of B.
+///
+/// Bit-identical for every block size and thread count: kc and mc depend on (m, n, k) alone, so
+/// each element of C sums the same k panels in the same order, each panel in one kernel call on
+/// the same packed B; and since blocks are multiples of 8 rows, every row falls in the same
+/// position of the kernel's nr-column groups (Eigen sums a lone column differently from a group
+/// of 4).
+template <class T, int BOrder, int AOrder>
+class BlockedGemm {
+ public:
+  using Traits = Eigen::internal::gebp_traits<T, T>;
+  using BMapper = Eigen::internal::const_blas_data_mapper<T, GemmIndex, BOrder>;
+  using AMapper = Eigen::internal::const_blas_data_mapper<T, GemmIndex, AOrder>;
+  using CMapper =
+      Eigen::internal::blas_data_mapper<T, GemmIndex, Eigen::ColMajor, Eigen::Unaligned, 1>;
+
+  BlockedGemm(GemmIndex m, GemmIndex n, GemmIndex k, const T* a, GemmIndex lda, const T* b,
+              GemmIndex ldb, T* c, GemmIndex ldc)
+      : m_(m), n_(n), k_(k), a_(a, lda), b_(b, ldb), c_(c), ldc_(ldc) {
+    GemmIndex kc = k, mc = n, nc = m;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, GemmIndex>(kc, mc, nc, 1);
+    kc_ = kc;
+    mc_ = std::min(mc, n);
+    kPanels_ = (k + kc_ - 1) / kc_;
+    nPanels_ = (n + mc_ - 1) / mc_;
+  }
+
+  /// Elements of packed B, each panel padded to 64 bytes (Eigen's kernel loads it aligned).
+  GemmIndex packedBSize() const { return kPanels_ * nPanels_ * panelStride(); }
+  GemmIndex kPanels() const { return kPanels_; }
+
+  /// Packs B's k panels [p0, p1) into packed (packedBSize() elements, 64-byte aligned).
+  void packB(T* packed, GemmIndex p0, GemmIndex p1) const {
+    Eigen::internal::gemm_pack_lhs<T, GemmIndex, BMapper, Traits::mr, Traits::LhsProgress,
+                                   typename Traits::LhsPacket4Packing, BOrder>
+        pack;
+    for (GemmIndex p = p0; p < p1; ++p)
+      for (GemmIndex q = 0; q < nPanels_; ++q)
+        pack(panel(packed, p, q), b_.getSubMapper(q * mc_, p * kc_), kDepth(p), nWidth(q));
+  }
+
+  /// Rows [r0, r0 + rows) of C from packed B; scratch holds kc * rows elements.
+  void rowBlock(const T* packed, T* scratch, GemmIndex r0, GemmIndex rows) const {
+    for (GemmIndex i = r0; i < r0 + rows; ++i) std::fill(c_ + i * ldc_, c_ + i * ldc_ + n_, T(0));
+    Eigen::internal::gemm_pack_rhs<T, GemmIndex, AMapper, Traits::nr, AOrder> packA;
+    Eigen::internal::gebp_kernel<T, T, GemmIndex, CMapper, Traits::mr, Traits::nr, false, false>
+        gebp;
+    CMapper c(c_, ldc_);
+    for (GemmIndex p = 0; p < kPanels_; ++p) {
+      packA(scratch, a_.getSubMapper(p * kc_, r0), kDepth(p), rows);
+      for (GemmIndex q = 0; q < nPanels_; ++q)
+        gebp(c.getSubMapper(q * mc_, r0), panel(packed, p, q), scratch, nWidth(q), kDepth(p), rows,
+             T(1));
+    }
+  }
+
+  GemmIndex kc() const { return kc_; }
+
+ private:
+  GemmIndex panelStride() const { return (kc_ * mc_ + 15) / 16 * 16; }
+  const T* panel(const T* packed, GemmIndex p, GemmIndex q) const {
+    return packed + (p * nPanels_ + q) * panelStride();
+  }
+  T* panel(T* packed, GemmIndex p, GemmIndex q) const {
+    return packed + (p * nPanels_ + q) * panelStride();
+  }
+  GemmIndex kDepth(GemmIndex p) const { return std::min(kc_, k_ - p * kc_); }
+  GemmIndex nWidth(GemmIndex q) const { return std::min(mc_, n_ - q * mc_); }
+
+  GemmIndex m_, n_, k_;
+  AMapper a_;
+  BMapper b_;
+  T* c_;
+  GemmIndex ldc_;
+  GemmIndex kc_ = 0, mc_ = 0, kPanels_ = 0, nPanels_ = 0;
+};
+
+/// Products with fewer rows than this run as one product and one epilogue call: blocks of rows
+/// would leave nothing to share between threads, and the plain kernel splits such a product over
+/// columns instead (and at one row streams B without packing it).
+constexpr int64_t kMinBlockedRows = 16;
+
+template <class T, int BOrder, int AOrder>
+void matmulBlockedWith(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+                       int64_t ldb, T* c, int64_t ldc, kiln_range_fn epilogue, void* ctx,
+                       int64_t blockRows, int64_t minChunkRows) {
+  const BlockedGemm<T, BOrder, AOrder> gemm(m, n, k, a, lda, b, ldb, c, ldc);
+  T* packed = blockedScratch<T>(/*role=*/0, gemm.packedBSize());
+  // Pack B on every thread (panels of k), then the row blocks; each chunk of rows is a whole
+  // number of blocks, so block boundaries do not depend on the thread count.
+  auto pack = [&](int64_t p0, int64_t p1) { gemm.packB(packed, p0, p1); };
+  kiln::rt::parallelFor(gemm.kPanels(), 1, pack);
+  auto rows = [&](int64_t r0, int64_t r1) {
+    T* scratch = blockedScratch<T>(/*role=*/1, gemm.kc() * blockRows);
+    for (int64_t rb = r0; rb < r1; rb += blockRows) {
+      int64_t re = std::min(rb + blockRows, r1);
+      gemm.rowBlock(packed, scratch, rb, re - rb);
+      if (epilogue) epilogue(rb, re, ctx);
+    }
+  };
+  kiln::rt::parallelFor(m, (minChunkRows + blockRows - 1) / blockRows * blockRows, rows);
+}
+
+template <class T>
+void runBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool ta, const T* b,
+                int64_t ldb, bool tb, T* c, int64_t ldc, kiln_range_fn epilogue, void* ctx,
+                int64_t blockRows) {
+  if (m <= 0) return;
+  if (m < kMinBlockedRows || n == 0 || k == 0) {
+    matmul<T>({m, n, k, a, lda, ta, b, ldb, tb, c, ldc, T(1), T(0)});
+    if (epilogue) epilogue(0, m, ctx);
+    return;
+  }
+  if (blockRows <= 0) blockRows = kiln::rt::defaultEpilogueBlockRows(m, n, k, sizeof(T));
+  // Rows per chunk of work handed to another thread (kiln::rt::planMatmulSplit's threshold).
+  int64_t minChunkRows = std::max<int64_t>(1, (int64_t(1) << 17) / (n * k));
+  // Eigen's lhs is B^T [n,k]: column-major when B is stored [k,n]. Its rhs is A^T [k,m]:
+  // column-major when A is stored [m,k].
+  constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
+  auto args =
+      std::make_tuple(m, n, k, a, lda, b, ldb, c, ldc, epilogue, ctx, blockRows, minChunkRows);
+  if (!tb && !ta)
+    std::apply(matmulBlockedWith<T, Cm, Cm>, args);
+  else if (!tb && ta)
+    std::apply(matmulBlockedWith<T, Cm, R>, args);
+  else if (tb && !ta)
+    std::apply(matmulBlockedWith<T, R, Cm>, args);
+  else
+    std::apply(matmulBlockedWith<T, R, R>, args);
+}
+
 }  // namespace
 
 namespace kiln::rt {
@@ -184,6 +350,8 @@ namespace {
 /// The least work (multiply-adds) worth handing to another thread: waking a worker and waiting
 /// for it costs a few microseconds when it is asleep, on the order of this many multiply-adds.
 constexpr int64_t kMinChunkWork = int64_t(1) << 17;
+/// Bytes of C per row block of kiln_rt_matmul_*_blocked (benchmarks/KernelsBench.cpp).
+constexpr int64_t kEpilogueBlockBytes = int64_t(64) << 10;
 
 int64_t roundUp(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
 }  // namespace
@@ -210,6 +378,28 @@ MatmulSplit planMatmulSplit(int64_t m, int64_t n, int64_t k, int threads, int el
   return s;
 }
 
+int64_t defaultEpilogueBlockRows(int64_t m, int64_t n, int64_t k, int elementBytes) {
+  (void)m;
+  (void)k;
+  // Rows whose block of C stays in L1/L2 between the kernel's last write and the epilogue's read.
+  int64_t rows = kEpilogueBlockBytes / std::max<int64_t>(1, n * elementBytes);
+  return std::clamp<int64_t>(rows / 8 * 8, 8, 256);
+}
+
+template <class T>
+void matmulBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool ta, const T* b,
+                   int64_t ldb, bool tb, T* c, int64_t ldc, kiln_range_fn epilogue, void* ctx,
+                   int64_t blockRows) {
+  runBlocked<T>(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, epilogue, ctx,
+                blockRows > 0 ? roundUp(blockRows, 8) : 0);
+}
+template void matmulBlocked<float>(int64_t, int64_t, int64_t, const float*, int64_t, bool,
+                                   const float*, int64_t, bool, float*, int64_t, kiln_range_fn,
+                                   void*, int64_t);
+template void matmulBlocked<double>(int64_t, int64_t, int64_t, const double*, int64_t, bool,
+                                    const double*, int64_t, bool, double*, int64_t, kiln_range_fn,
+                                    void*, int64_t);
+
 }  // namespace kiln::rt
 
 extern "C" {
@@ -224,6 +414,22 @@ void kiln_rt_matmul_f64(int64_t m, int64_t n, int64_t k, const double* a, int64_
                         int32_t trans_a, const double* b, int64_t ldb, int32_t trans_b,
                         double* c, int64_t ldc, double alpha, double beta) {
   matmul<double>({m, n, k, a, lda, trans_a != 0, b, ldb, trans_b != 0, c, ldc, alpha, beta});
+}
+
+void kiln_rt_matmul_f32_blocked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                int32_t trans_a, const float* b, int64_t ldb, int32_t trans_b,
+                                float* c, int64_t ldc, int64_t block_rows, kiln_range_fn epilogue,
+                                void* ctx) {
+  kiln::rt::matmulBlocked<float>(m, n, k, a, lda, trans_a != 0, b, ldb, trans_b != 0, c, ldc,
+                                 epilogue, ctx, block_rows);
+}
+
+void kiln_rt_matmul_f64_blocked(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
+                                int32_t trans_a, const double* b, int64_t ldb, int32_t trans_b,
+                                double* c, int64_t ldc, int64_t block_rows, kiln_range_fn epilogue,
+                                void* ctx) {
+  kiln::rt::matmulBlocked<double>(m, n, k, a, lda, trans_a != 0, b, ldb, trans_b != 0, c, ldc,
+                                  epilogue, ctx, block_rows);
 }
 
 }  // extern "C"

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "runtime/KilnABI.h"
+
 namespace kiln::rt {
 
 /// How kiln_rt_matmul_* splits a product C[m,n] (+)= op(A)[m,k] op(B)[k,n] across threads.
@@ -20,5 +22,16 @@ struct MatmulSplit {
 /// 8 rows and enough work, else over columns when that gives each enough, else none.
 /// `elementBytes` is sizeof(float) or sizeof(double).
 MatmulSplit planMatmulSplit(int64_t m, int64_t n, int64_t k, int threads, int elementBytes);
+
+/// Rows of C per epilogue call of kiln_rt_matmul_*_blocked for these sizes: a multiple of 8.
+int64_t defaultEpilogueBlockRows(int64_t m, int64_t n, int64_t k, int elementBytes);
+
+/// kiln_rt_matmul_*_blocked with the block size chosen: blockRows rows of C per epilogue call
+/// (rounded up to a multiple of 8; <= 0: defaultEpilogueBlockRows). The result does not depend on
+/// blockRows or on the thread count, bit for bit. T is float or double.
+template <class T>
+void matmulBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool ta, const T* b,
+                   int64_t ldb, bool tb, T* c, int64_t ldc, kiln_range_fn epilogue, void* ctx,
+                   int64_t blockRows);
 
 }  // namespace kiln::rt

@@ -94,6 +94,27 @@ void kiln_rt_set_num_threads(int n);
 int kiln_rt_get_num_threads(void);
 void kiln_rt_parallel_for(int64_t n, int64_t grain, kiln_range_fn body, void* ctx);
 
+/* ---- Matmul with an epilogue ---------------------------------------------------------------
+   C[m,n] = op(A)[m,k] * op(B)[k,n] (same layout rules as above; C's prior contents ignored),
+   calling epilogue(row_begin, row_end, ctx) on consecutive blocks of rows of C as soon as each
+   is final, while it is still in cache, so that bias, activation and the like need no second pass
+   over C. Blocks are block_rows rows rounded up to a multiple of 8 (block_rows <= 0: the
+   runtime's choice for these sizes), the last one shorter. B is packed once and shared; the row blocks run on the runtime's pool, so epilogue is
+   called from several threads at once and must only touch rows [row_begin, row_end) of what it
+   writes. Blocks cover [0, m) exactly once. epilogue may be null. Results are bit-identical for
+   every thread count and block size (tests/BlockedMatmulTest.cpp). No heap allocation once the workspaces have
+   grown. */
+#define KILN_RT_MATMUL_F32_BLOCKED "kiln_rt_matmul_f32_blocked"
+#define KILN_RT_MATMUL_F64_BLOCKED "kiln_rt_matmul_f64_blocked"
+void kiln_rt_matmul_f32_blocked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                int32_t trans_a, const float* b, int64_t ldb, int32_t trans_b,
+                                float* c, int64_t ldc, int64_t block_rows, kiln_range_fn epilogue,
+                                void* ctx);
+void kiln_rt_matmul_f64_blocked(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
+                                int32_t trans_a, const double* b, int64_t ldb, int32_t trans_b,
+                                double* c, int64_t ldc, int64_t block_rows, kiln_range_fn epilogue,
+                                void* ctx);
+
 #ifdef __cplusplus
 }
 #endif

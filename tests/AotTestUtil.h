@@ -49,6 +49,16 @@ class ObjectLoader {
     symbols[jit_->mangleAndIntern(KILN_RT_GET_NUM_THREADS)] = {
         llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_get_num_threads)),
         llvm::JITSymbolFlags::Exported};
+    // Fused matmul epilogues (kiln_rt_matmul_*_blocked) and parallel elementwise loops.
+    symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F32_BLOCKED)] = {
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f32_blocked)),
+        llvm::JITSymbolFlags::Exported};
+    symbols[jit_->mangleAndIntern(KILN_RT_MATMUL_F64_BLOCKED)] = {
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_matmul_f64_blocked)),
+        llvm::JITSymbolFlags::Exported};
+    symbols[jit_->mangleAndIntern(KILN_RT_PARALLEL_FOR)] = {
+        llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&kiln_rt_parallel_for)),
+        llvm::JITSymbolFlags::Exported};
     if (auto e = jd.define(llvm::orc::absoluteSymbols(std::move(symbols))))
       error_ = llvm::toString(std::move(e));
     auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(

@@ -1,8 +1,12 @@
 // Fused matmul epilogues: the elemental loop after a matmul runs on each row block of the
-// product right after the runtime computes it. Checked against the interpreter at batches that
-// are and are not multiples of the block (64 rows of fashion_mlp's 300 features, set by
-// ScheduleOptions::epilogueBlockBytes).
+// product as soon as the runtime has computed it (kiln_rt_matmul_*_blocked calls it back).
+// Checked against the interpreter at batches that are and are not multiples of the block (64
+// rows of fashion_mlp's 300 features, set by ScheduleOptions::epilogueBlockBytes, and the
+// runtime's own choice), on one thread and several, and bit for bit across thread counts.
 #include <gtest/gtest.h>
+
+#include <optional>
+#include <random>
 
 #include "CodegenTestUtil.h"
 #include "compiler/codegen/Jit.h"
@@ -15,13 +19,13 @@ namespace {
 
 constexpr double kModelTolerance = 2e-5;  // as CodegenModelsTest: float32 matmuls, three layers
 
-// Each fused matmul asks the runtime for its thread count once per call (to pick the block);
-// the unblocked path never does, so the calls count the epilogues in the optimized IR.
+// Each fused matmul is one call of the blocked runtime kernel (an unfused one calls
+// kiln_rt_matmul_f32), so the calls count the epilogues in the optimized IR.
 int epilogueCalls(const std::string& ir) {
   int n = 0;
-  for (size_t p = ir.find("call i32 @kiln_rt_get_num_threads"); p != std::string::npos;
-       p = ir.find("call i32 @kiln_rt_get_num_threads", p + 1))
-    ++n;
+  for (const char* call :
+       {"call void @kiln_rt_matmul_f32_blocked(", "call void @kiln_rt_matmul_f64_blocked("})
+    for (size_t p = ir.find(call); p != std::string::npos; p = ir.find(call, p + 1)) ++n;
   return n;
 }
 
@@ -35,16 +39,15 @@ std::unique_ptr<frontend::ExpandedModel> fashionMlp() {
   return m ? std::make_unique<frontend::ExpandedModel>(std::move(*m)) : nullptr;
 }
 
-// Runs the runtime with `n` threads for its lifetime (row blocks need one thread: with more,
-// the whole product is one block).
+// Runs the runtime with `n` threads for its lifetime.
 struct Threads {
   explicit Threads(int n) : before(kiln_rt_get_num_threads()) { kiln_rt_set_num_threads(n); }
   ~Threads() { kiln_rt_set_num_threads(before); }
   int before;
 };
 
-// Options whose epilogues split the product into blocks of `bytes` (the default only splits
-// products beyond 4 MiB, larger than these tests' batches).
+// Options whose epilogues split the product into blocks of `bytes` (the default, 0, leaves the
+// block size to the runtime).
 codegen::JitOptions blocksOf(int64_t bytes) {
   codegen::JitOptions o;
   o.schedule.epilogueBlockBytes = bytes;
@@ -60,7 +63,7 @@ void expectFashionMlpMatches(std::vector<int64_t> batches) {
   test::expectMatchesInterpreter(*m->graph, kModelTolerance, {{m->input->name(), {.floatScale = 1.0}}},
                                  batches, /*seed=*/1, /*useInitializers=*/true,
                                  blocksOf(kFashionBlockBytes));
-  // And the default blocks (one block at these batches).
+  // And the runtime's blocks.
   test::expectMatchesInterpreter(*m->graph, kModelTolerance, {{m->input->name(), {.floatScale = 1.0}}},
                                  batches, /*seed=*/1, /*useInitializers=*/true);
 }
@@ -91,10 +94,48 @@ TEST(Epilogue, FashionMlpMatchesInterpreterAcrossBlockBoundaries) {
   expectFashionMlpMatches({1, 7, 64, 300});
 }
 
-TEST(Epilogue, MultiThreadedRuntimeKeepsOneBlock) {
-  // With several threads the whole product is one block (the runtime splits it over its pool).
+TEST(Epilogue, MultiThreadedBlocksMatchInterpreter) {
+  // With several threads the blocks (and their epilogues) run on the runtime's pool.
   Threads two(2);
   expectFashionMlpMatches({7, 300});
+}
+
+TEST(Epilogue, BitIdenticalAcrossThreadCountsAndBlockSizes) {
+  // Each element of C is computed whole by one thread in the same order, and the epilogue is
+  // elementwise: the outputs must not depend on the threads or the blocks, to the bit.
+  auto m = fashionMlp();
+  ASSERT_TRUE(m);
+  Graph& g = *m->graph;
+  ASSERT_TRUE(verifyGraph(g));
+  Interpreter interp(g);
+  ASSERT_TRUE(interp.initializeParameters(/*seed=*/3));
+  std::mt19937_64 rng(5);
+  std::map<std::string, Tensor> inputs;
+  const TensorType& t = m->input->result()->type();
+  inputs[m->input->name()] =
+      test::randomTensor(t.dtype, bindBatch(t.shape, 300), {.floatScale = 1.0}, rng);
+  std::optional<std::map<std::string, Tensor>> first;
+  for (int64_t bytes : {int64_t{0}, kFashionBlockBytes, int64_t{8 * 300 * 4}})
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, blocks of " + std::to_string(bytes) +
+                   " bytes");
+      Threads n(threads);
+      auto jit = codegen::JitGraph::compile(g, blocksOf(bytes));
+      ASSERT_TRUE(jit) << jit.error().str();
+      auto got = (*jit)->run(inputs, interp.parameters());
+      ASSERT_TRUE(got) << got.error().str();
+      if (!first) {
+        first = std::move(*got);
+        continue;
+      }
+      for (const GraphOutput& o : g.outputs()) {
+        const Tensor& a = first->at(o.name);
+        const Tensor& b = got->at(o.name);
+        ASSERT_EQ(a.size(), b.size());
+        for (int64_t i = 0; i < a.size(); ++i)
+          ASSERT_EQ(a.getDouble(i), b.getDouble(i)) << o.name << " element " << i;
+      }
+    }
 }
 
 // Compiles g with its IR kept, for epilogueCalls.

@@ -87,47 +87,37 @@ void FunctionEmitter::emitMatMulWithEpilogue(const Node& n, const Node& epilogue
   const Shape& cs = c->type().shape;
   bool ta = n.b("transpose_a"), tb = n.b("transpose_b");
   bool f64 = a->type().dtype == DType::Float64;
-  llvm::Type* t = regType(a->type().dtype);
   llvm::Type* ptr = b_.getPtrTy();
   llvm::Type* i64t = b_.getInt64Ty();
   llvm::Type* i32t = b_.getInt32Ty();
+  // The runtime multiplies row block by row block (B packed once, blocks shared over its
+  // threads) and calls the epilogue on each block while it is in cache.
   auto* fty = llvm::FunctionType::get(
-      b_.getVoidTy(), {i64t, i64t, i64t, ptr, i64t, i32t, ptr, i64t, i32t, ptr, i64t, t, t}, false);
-  llvm::FunctionCallee f = m_.getOrInsertFunction(f64 ? KILN_RT_MATMUL_F64 : KILN_RT_MATMUL_F32, fty);
-  llvm::FunctionCallee threads =
-      m_.getOrInsertFunction(KILN_RT_GET_NUM_THREADS, llvm::FunctionType::get(i32t, {}, false));
+      b_.getVoidTy(),
+      {i64t, i64t, i64t, ptr, i64t, i32t, ptr, i64t, i32t, ptr, i64t, i64t, ptr, ptr}, false);
+  llvm::FunctionCallee f =
+      m_.getOrInsertFunction(f64 ? KILN_RT_MATMUL_F64_BLOCKED : KILN_RT_MATMUL_F32_BLOCKED, fty);
   Value* m = dimSize(cs[0]);
   Value* k = dimSize(as[ta ? 0 : 1]);
   Value* nn = dimSize(cs[1]);
-  Value* lda = dimSize(as[1]);
-  const int64_t elem = dtypeSize(c->type().dtype);
-  // Rows per block: the product's block stays in cache between the runtime's write and the
-  // epilogue's read (ScheduleOptions::epilogueBlockBytes: by default only products beyond
-  // 4 MiB are split, since each block's call repacks B), and at least 8 rows per call.
-  const int64_t rowBytes = std::max<int64_t>(cs[1] * elem, 1);
-  const int64_t blockRows = std::max<int64_t>(s_.epilogueBlockBytes / rowBytes, 8);
-  // With several threads the runtime splits one large product over its pool; blocks would cut
-  // that work into pieces too small to share, so then the whole product is one block.
-  Value* multi = b_.CreateICmpSGT(b_.CreateCall(threads, {}), b_.getInt32(1));
-  Value* rowsPer = b_.CreateSelect(multi, m, i64(blockRows));
-  // ceil(m / rowsPer) >= 1 blocks (m >= 1).
-  Value* blocks = b_.CreateUDiv(b_.CreateAdd(m, b_.CreateSub(rowsPer, i64(1))), rowsPer);
-  llvm::Type* mt = memType(c->type().dtype);
-  loop(blocks, [&](Value* blk) {
-    Value* r0 = b_.CreateMul(blk, rowsPer, "", true, true);
-    Value* left = b_.CreateSub(m, r0);
-    Value* rows = b_.CreateSelect(b_.CreateICmpSLT(left, rowsPer), left, rowsPer, "block.rows");
-    // Rows r0.. of op(A): row r0 of A, or column r0 of A when it is transposed (same lda).
-    Value* aBlock = b_.CreateInBoundsGEP(mt, bufferOf(a), ta ? r0 : b_.CreateMul(r0, lda));
-    Value* cBlock = b_.CreateInBoundsGEP(mt, bufferOf(c), b_.CreateMul(r0, nn));
-    b_.CreateCall(f, {rows, nn, k, aBlock, lda, b_.getInt32(ta), bufferOf(bv), dimSize(bs[1]),
-                      b_.getInt32(tb), cBlock, nn, llvm::ConstantFP::get(t, 1.0),
-                      llvm::ConstantFP::get(t, 0.0)});
-    // The epilogue over rows [r0, r0 + rows): every value it stores has the product's shape and
-    // reads the product at the index it writes (planEpilogues), so it needs only this block.
-    for (size_t r = 0; r < epilogue.numResults(); ++r) {
-      const kiln::Value* v = epilogue.result(r);
-      if (s_.isInlined(v) || !buffers_.count(v)) continue;
+  // ScheduleOptions::epilogueBlockBytes: 0 leaves the block size to the runtime.
+  const int64_t rowBytes = std::max<int64_t>(cs[1] * dtypeSize(c->type().dtype), 1);
+  const int64_t blockRows =
+      s_.epilogueBlockBytes > 0 ? std::max<int64_t>(s_.epilogueBlockBytes / rowBytes, 8) : 0;
+  // What the epilogue's loop reads (the product among them) and the values it stores.
+  std::vector<const kiln::Value*> values = storedReads(epilogue, s_);
+  std::vector<const kiln::Value*> stored;
+  for (size_t r = 0; r < epilogue.numResults(); ++r) {
+    const kiln::Value* v = epilogue.result(r);
+    if (!s_.isInlined(v) && buffers_.count(v)) stored.push_back(v);
+  }
+  values.insert(values.end(), stored.begin(), stored.end());
+  // The epilogue over rows [r0, r1): every value it stores has the product's shape and reads the
+  // product at the index it writes (planEpilogues), so it needs only this block, and blocks on
+  // different threads write disjoint rows.
+  auto body = [&](Value* r0, Value* r1) {
+    Value* rows = b_.CreateSub(r1, r0, "block.rows");
+    for (const kiln::Value* v : stored)
       loop(rows, [&](Value* i) {
         Value* row = b_.CreateAdd(r0, i, "", true, true);
         Value* base = b_.CreateMul(row, nn, "", true, true);
@@ -136,8 +126,13 @@ void FunctionEmitter::emitMatMulWithEpilogue(const Node& n, const Node& epilogue
           store(v, idx.linear, compute(v, idx));
         });
       });
-    }
-  });
+  };
+  outline(fn_->getName().str() + ".epilogue." + epilogue.name(), values, body,
+          [&](llvm::Function* ep, Value* ctx) {
+            b_.CreateCall(
+                f, {m, nn, k, bufferOf(a), dimSize(as[1]), b_.getInt32(ta), bufferOf(bv),
+                    dimSize(bs[1]), b_.getInt32(tb), bufferOf(c), nn, i64(blockRows), ep, ctx});
+          });
 }
 
 void FunctionEmitter::emitReduction(const Node& n) {

@@ -1,6 +1,10 @@
 // FunctionEmitter's plumbing: types, index arithmetic, loads and stores, loops, run-time checks.
 #include "compiler/codegen/Emitter.h"
 
+#include <algorithm>
+
+#include "runtime/KilnABI.h"
+
 namespace kiln::codegen {
 
 FunctionEmitter::FunctionEmitter(const Graph& g, const Schedule& s, llvm::Module& m,
@@ -169,6 +173,104 @@ void FunctionEmitter::check(llvm::Value* failed, const Node& n, const std::strin
   // A select, not a branch, so loops holding checks still vectorize (an "any-of" reduction).
   llvm::Value* cur = b_.CreateLoad(b_.getInt32Ty(), status_);
   b_.CreateStore(b_.CreateSelect(failed, id, cur), status_);
+}
+
+void FunctionEmitter::outline(const std::string& name, const std::vector<const Value*>& values,
+                              const std::function<void(llvm::Value*, llvm::Value*)>& body,
+                              const std::function<void(llvm::Function*, llvm::Value*)>& call) {
+  llvm::LLVMContext& ctx = m_.getContext();
+  llvm::Type* ptr = b_.getPtrTy();
+  llvm::Type* i64t = b_.getInt64Ty();
+  // Constants are globals the new function can name itself; everything else goes through ctx.
+  std::vector<const Value*> passed;
+  std::map<const Value*, llvm::Value*> inner;
+  for (const Value* v : values) {
+    if (!hasBuffer(v) && v->node()->op() != OpKind::Constant) continue;
+    llvm::Value* buf = bufferOf(v);
+    if (llvm::isa<llvm::GlobalValue>(buf))
+      inner[v] = buf;
+    else if (std::find(passed.begin(), passed.end(), v) == passed.end())
+      passed.push_back(v);
+  }
+  for (const auto& [v, buf] : buffers_)
+    if (llvm::isa<llvm::GlobalValue>(buf)) inner[v] = buf;
+
+  // ctx: {status*, batch, seed, step, buffers...}.
+  enum : unsigned { kStatus, kBatch, kSeed, kStep, kBuffers };
+  std::vector<llvm::Type*> fields = {ptr, i64t, i64t, i64t};
+  fields.insert(fields.end(), passed.size(), ptr);
+  auto* st = llvm::StructType::create(ctx, fields, name + ".ctx");
+  llvm::AllocaInst* slot = local(st, "outline.ctx");
+  // The function's own status stays a register (checks in vectorized loops); the outlined
+  // function reports into this slot instead, merged after the call.
+  llvm::AllocaInst* subStatus = local(b_.getInt32Ty(), "outline.status");
+  b_.CreateStore(b_.getInt32(0), subStatus);
+  auto field = [&](llvm::Value* base, unsigned i) { return b_.CreateStructGEP(st, base, i); };
+  b_.CreateStore(subStatus, field(slot, kStatus));
+  b_.CreateStore(batch_ ? batch_ : i64(0), field(slot, kBatch));
+  b_.CreateStore(seed_ ? seed_ : i64(0), field(slot, kSeed));
+  b_.CreateStore(step_ ? step_ : i64(0), field(slot, kStep));
+  for (size_t i = 0; i < passed.size(); ++i)
+    b_.CreateStore(bufferOf(passed[i]), field(slot, kBuffers + static_cast<unsigned>(i)));
+
+  auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {i64t, i64t, ptr}, /*isVarArg=*/false);
+  auto* f = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage, name, m_);
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+
+  // Emit into f with the emitter's per-function state pointing at f's copies.
+  llvm::IRBuilderBase::InsertPoint savedIP = b_.saveIP();
+  llvm::Function* savedFn = fn_;
+  llvm::Value *savedBatch = batch_, *savedSeed = seed_, *savedStep = step_;
+  llvm::AllocaInst* savedStatus = status_;
+  std::map<const Value*, llvm::Value*> savedBuffers = std::move(buffers_);
+  fn_ = f;
+  b_.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", f));
+  llvm::Value* c = f->getArg(2);
+  llvm::Value* parentStatus = b_.CreateLoad(ptr, field(c, kStatus), "status.out");
+  batch_ = b_.CreateLoad(i64t, field(c, kBatch), "batch");
+  seed_ = savedSeed ? b_.CreateLoad(i64t, field(c, kSeed), "seed") : nullptr;
+  step_ = savedStep ? b_.CreateLoad(i64t, field(c, kStep), "step") : nullptr;
+  buffers_ = std::move(inner);
+  for (size_t i = 0; i < passed.size(); ++i)
+    buffers_[passed[i]] =
+        b_.CreateLoad(ptr, field(c, kBuffers + static_cast<unsigned>(i)), passed[i]->name());
+  status_ = local(b_.getInt32Ty(), "status");
+  b_.CreateStore(b_.getInt32(0), status_);
+  body(f->getArg(0), f->getArg(1));
+  // Blocks may run on several threads at once: an atomic max keeps a failure (any nonzero id)
+  // whichever order they finish in.
+  b_.CreateAtomicRMW(llvm::AtomicRMWInst::UMax, parentStatus,
+                     b_.CreateLoad(b_.getInt32Ty(), status_), llvm::MaybeAlign(4),
+                     llvm::AtomicOrdering::Monotonic);
+  b_.CreateRetVoid();
+
+  // Constants first read inside f are globals the caller can use too.
+  for (const auto& [v, buf] : buffers_)
+    if (llvm::isa<llvm::GlobalValue>(buf)) savedBuffers.emplace(v, buf);
+  buffers_ = std::move(savedBuffers);
+  status_ = savedStatus;
+  step_ = savedStep;
+  seed_ = savedSeed;
+  batch_ = savedBatch;
+  fn_ = savedFn;
+  b_.restoreIP(savedIP);
+
+  call(f, slot);
+  llvm::Value* failed = b_.CreateLoad(b_.getInt32Ty(), subStatus);
+  llvm::Value* cur = b_.CreateLoad(b_.getInt32Ty(), status_);
+  b_.CreateStore(b_.CreateSelect(b_.CreateICmpNE(failed, b_.getInt32(0)), failed, cur), status_);
+}
+
+void FunctionEmitter::parallelLoop(const std::string& name, llvm::Value* n, int64_t grain,
+                                   const std::vector<const Value*>& values,
+                                   const std::function<void(llvm::Value*, llvm::Value*)>& body) {
+  llvm::Type* i64t = b_.getInt64Ty();
+  llvm::Type* ptr = b_.getPtrTy();
+  llvm::FunctionCallee pf = m_.getOrInsertFunction(
+      KILN_RT_PARALLEL_FOR, llvm::FunctionType::get(b_.getVoidTy(), {i64t, i64t, ptr, ptr}, false));
+  outline(name, values, body, [&](llvm::Function* f, llvm::Value* ctx) {
+    b_.CreateCall(pf, {n, i64(grain), f, ctx});
+  });
 }
 
 }  // namespace kiln::codegen

@@ -73,6 +73,23 @@ class FunctionEmitter {
   const std::vector<std::string>& checkMessages() const { return checks_; }
   llvm::Value* statusSlot() const { return status_; }
 
+  // ---- Outlined loops (for the runtime to call, possibly on several threads) ----
+  /// Emits body(begin, end) into a new function `name` of type kiln_range_fn (internal linkage),
+  /// then call(fn, ctx) to emit the runtime call that runs it, ctx being a stack struct of the
+  /// current function. Inside the new function the buffers of `values` (every stored value the
+  /// body reads or writes; constants need not be listed), the batch size and the random key are
+  /// loaded from ctx, and a failed run-time check is reported to the current function's status
+  /// after the call (the largest failed id, whatever order the blocks ran in). The body may run on
+  /// several threads at once on disjoint ranges, so it must write only elements of its range.
+  void outline(const std::string& name, const std::vector<const Value*>& values,
+               const std::function<void(llvm::Value* begin, llvm::Value* end)>& body,
+               const std::function<void(llvm::Function* fn, llvm::Value* ctx)>& call);
+  /// Runs body over [0, n) through kiln_rt_parallel_for (chunks of whole multiples of `grain`;
+  /// one chunk when the runtime has one thread), outlined as above.
+  void parallelLoop(const std::string& name, llvm::Value* n, int64_t grain,
+                    const std::vector<const Value*>& values,
+                    const std::function<void(llvm::Value* begin, llvm::Value* end)>& body);
+
   // ---- Random numbers (Random.cpp) ----
   /// The entry point's seed and step arguments, which key every random number.
   void setRandomKey(llvm::Value* seed, llvm::Value* step) {

@@ -25,7 +25,7 @@ struct Schedule {
   std::map<const Node*, const Node*> epilogues;
   /// Whether planEpilogues may fuse (off with ScheduleOptions::fuseElementwise off).
   bool fuseEpilogues = true;
-  int64_t epilogueBlockBytes = int64_t{4} << 20;  // ScheduleOptions::epilogueBlockBytes
+  int64_t epilogueBlockBytes = 0;  // ScheduleOptions::epilogueBlockBytes
 
   bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
   /// Whether n is some matmul's epilogue (emitted by that matmul, not at its own position).
@@ -41,12 +41,11 @@ struct ScheduleOptions {
   /// Compute elementwise/broadcast values inside their user's loop. Off: every intermediate is
   /// stored and each op runs its own loop over memory (constants are still read in place).
   bool fuseElementwise = true;
-  /// Bytes of product per row block of a fused matmul epilogue (at least 8 rows). Measured on
-  /// this machine (2 MiB L2 per core, Eigen runtime): blocks of 128 KB cost 5% at batch 256 and
-  /// blocks of 512 KB 3-4% at batch 2048 against one whole product, because each block's call
-  /// repacks B; so by default a product is split only beyond 4 MiB. Tests lower it to exercise
-  /// the blocks.
-  int64_t epilogueBlockBytes = int64_t{4} << 20;
+  /// Bytes of product per row block of a fused matmul epilogue (at least 8 rows; the runtime
+  /// rounds up to a multiple of 8). 0, the default, leaves it to kiln_rt_matmul_*_blocked, which
+  /// packs B once and runs blocks of about 64 KB of C (runtime/AbiKernels.cpp, measured in
+  /// benchmarks/KernelsBench.cpp). Tests set it to exercise given block boundaries.
+  int64_t epilogueBlockBytes = 0;
 };
 
 /// Decides fusion from the op table's fusion classes (see Schedule). Training-mode batch norm is
