@@ -125,12 +125,13 @@ void BM_MatmulEpilogue(benchmark::State& state) {
   kiln_rt_set_num_threads(0);
 }
 
-/// fashion_mlp's forward layers at batch 200 and 256 and deep_selu's 100 x 100 hidden layers at
+/// fashion_mlp's forward layers at batch 64, 200 and 256 and deep_selu's 100 x 100 hidden layers at
 /// batch 64, 256 and 1024: the two-pass baseline, the blocked kernel with the runtime's block
 /// size, and (1 thread, the largest product) a sweep of block sizes.
 void epilogueShapes(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][3] = {{256, 300, 784}, {200, 300, 784}, {256, 100, 300}, {200, 100, 300},
-                               {64, 100, 100},  {256, 100, 100}, {1024, 100, 100}};
+  const int64_t shapes[][3] = {{256, 300, 784}, {200, 300, 784}, {64, 300, 784}, {256, 100, 300},
+                               {200, 100, 300}, {64, 100, 300},  {64, 10, 100},  {64, 100, 100},
+                               {256, 100, 100}, {1024, 100, 100}};
   for (int threads : {1, 2})
     for (auto [m, n, k] : shapes) {
       b->Args({m, n, k, threads, 0, 0});

@@ -186,6 +186,23 @@ void checkBitIdenticalForEveryBlockAndThreadCount() {
     }
     expectMatchesReference(d, ref);
     if (::testing::Test::HasFatalFailure()) return;
+    // The same sums in the same order as kiln_rt_matmul_* (Eigen's blocking and kernels), so a
+    // product may take either path without changing a bit.
+    {
+      ScopedThreads t(1);
+      std::vector<T> plain(size_t(c.m * d.ldc));
+      if constexpr (std::is_same_v<T, float>)
+        kiln_rt_matmul_f32(c.m, c.n, c.k, d.a.data(), d.lda, c.ta, d.b.data(), d.ldb, c.tb,
+                           plain.data(), d.ldc, 1.0f, 0.0f);
+      else
+        kiln_rt_matmul_f64(c.m, c.n, c.k, d.a.data(), d.lda, c.ta, d.b.data(), d.ldb, c.tb,
+                           plain.data(), d.ldc, 1.0, 0.0);
+      for (int64_t i = 0; i < c.m; ++i)
+        ASSERT_EQ(std::memcmp(&plain[size_t(i * d.ldc)], &ref.c[size_t(i * c.n)],
+                              size_t(c.n) * sizeof(T)),
+                  0)
+            << "row " << i << " differs from kiln_rt_matmul";
+    }
     for (int threads : {1, 2, 3})
       for (int64_t blockRows : {0, 8, 16, 24, 64, 1000}) {
         ScopedThreads t(threads);
