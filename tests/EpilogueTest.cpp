@@ -198,3 +198,65 @@ TEST(Epilogue, BroadcastReadOfTheProductIsNotFused) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// ---- Large elementwise loops on the runtime's pool -----------------------------------------
+
+int parallelLoops(const std::string& ir) {
+  int n = 0;
+  const std::string call = "call void @kiln_rt_parallel_for(";
+  for (size_t p = ir.find(call); p != std::string::npos; p = ir.find(call, p + 1)) ++n;
+  return n;
+}
+
+TEST(ParallelElementwise, LargeLoopsSplitOverThreadsBitIdentically) {
+  // y = dropout(tanh(x * s + x), 0.3) * 2: a broadcast parameter, a transcendental and random
+  // numbers keyed by the element's index, over [batch, 1024] (64K elements at batch 64).
+  Graph g("parallel_elementwise");
+  Builder b(g);
+  Value* x = b.input("x", DType::Float32, {-1, 1024});
+  Value* t = b.op(OpKind::Tanh, {b.add(b.mul(x, b.parameter("s", {1024})), x)});
+  Value* d = b.op(OpKind::Dropout, {t}, {{"rate", 0.3}, {"training", true}}, "drop");
+  g.addOutput("y", b.mul(d, b.scalar(2.0)));
+  ASSERT_TRUE(b.ok()) << b.status().error().str();
+  ASSERT_TRUE(verifyGraph(g));
+  codegen::JitOptions opts;
+  opts.keepIR = true;
+  auto jit = codegen::JitGraph::compile(g, opts);
+  ASSERT_TRUE(jit) << jit.error().str();
+  EXPECT_EQ(parallelLoops((*jit)->optimizedIR()), 1);
+
+  Interpreter interp(g);
+  std::mt19937_64 rng(7);
+  Tensor s = test::randomTensor(DType::Float32, {1024}, {}, rng);
+  ASSERT_TRUE(interp.setParameter("s", s));
+  // Batch 3 stays serial (3K elements); 64 and 100 take the pool with 2 and 3 threads.
+  for (int64_t batch : {3, 64, 100}) {
+    std::map<std::string, Tensor> inputs;
+    inputs["x"] = test::randomTensor(DType::Float32, {batch, 1024}, {}, rng);
+    RunOptions ro;
+    ro.seed = 11;
+    ro.step = 2;
+    auto want = interp.run(inputs, ro);
+    ASSERT_TRUE(want) << want.error().str();
+    std::optional<Tensor> first;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", " + std::to_string(threads) + " threads");
+      Threads n(threads);
+      auto got = (*jit)->run(inputs, interp.parameters(), /*seed=*/11, /*step=*/2);
+      ASSERT_TRUE(got) << got.error().str();
+      const Tensor& y = got->at("y");
+      EXPECT_LE(test::scaledError(y, want->at("y")), 1e-6);
+      if (!first) {
+        first = y;
+        continue;
+      }
+      for (int64_t i = 0; i < y.size(); ++i) ASSERT_EQ(y.getDouble(i), first->getDouble(i)) << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -52,7 +52,71 @@ void FunctionEmitter::emitElemental(const Node& n) {
   for (size_t r = 0; r < n.numResults(); ++r) {
     const kiln::Value* v = n.result(r);
     if (s_.isInlined(v) || !buffers_.count(v)) continue;
-    loopNest(v->type().shape, [&](Index& idx) { store(v, idx.linear, compute(v, idx)); });
+    auto serial = [&] {
+      loopNest(v->type().shape, [&](Index& idx) { store(v, idx.linear, compute(v, idx)); });
+    };
+    // Rows of at least this many elements in all go through the runtime's pool when it has
+    // several threads: below, waking a worker costs more than the loop (ThreadPool's 2^17
+    // multiply-adds per chunk for matmuls; an elementwise op is one to a few dozen operations).
+    constexpr int64_t kParallelElements = int64_t(1) << 16;
+    const Shape& shape = v->type().shape;
+    int64_t inner = 1;
+    bool staticInner = !shape.empty();
+    for (size_t d = 1; d < shape.size(); ++d) {
+      if (shape[d] == kBatch) staticInner = false;
+      else inner *= shape[d];
+    }
+    bool mayBeLarge = staticInner && (shape[0] == kBatch || shape[0] * inner >= kParallelElements);
+    if (!mayBeLarge) {
+      serial();
+      continue;
+    }
+    // Each element is computed on its own, so splitting the rows changes no bit of the result.
+    llvm::FunctionCallee threads = m_.getOrInsertFunction(
+        KILN_RT_GET_NUM_THREADS, llvm::FunctionType::get(b_.getInt32Ty(), {}, false));
+    Value* rows = dimSize(shape[0]);
+    Value* big = b_.CreateAnd(
+        b_.CreateICmpSGE(b_.CreateMul(rows, i64(inner)), i64(kParallelElements)),
+        b_.CreateICmpSGT(b_.CreateCall(threads, {}), b_.getInt32(1)));
+    llvm::LLVMContext& ctx = m_.getContext();
+    llvm::BasicBlock* par = llvm::BasicBlock::Create(ctx, "elemental.parallel", fn_);
+    llvm::BasicBlock* ser = llvm::BasicBlock::Create(ctx, "elemental.serial", fn_);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx, "elemental.done", fn_);
+    b_.CreateCondBr(big, par, ser);
+    b_.SetInsertPoint(par);
+    std::vector<const kiln::Value*> values = storedReads(n, s_);
+    values.push_back(v);
+    // Chunks of at least 16K elements.
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(inner, 1));
+    parallelLoop(fn_->getName().str() + ".elemental." + v->name(), rows, grain, values,
+                 [&](Value* r0, Value* r1) {
+                   loop(b_.CreateSub(r1, r0), [&](Value* i) {
+                     Value* row = b_.CreateAdd(r0, i, "", true, true);
+                     // Row-major over the remaining dimensions, as loopNest does.
+                     std::function<void(size_t, std::vector<Value*>, Value*)> rec =
+                         [&](size_t k, std::vector<Value*> dims, Value* lin) {
+                           if (k == shape.size()) {
+                             Index idx{dims, lin};
+                             store(v, idx.linear, compute(v, idx));
+                             return;
+                           }
+                           Value* dk = dimSize(shape[k]);
+                           loop(dk, [&](Value* j) {
+                             std::vector<Value*> d = dims;
+                             d.push_back(j);
+                             rec(k + 1, d,
+                                 b_.CreateAdd(b_.CreateMul(lin, dk, "", true, true), j, "", true,
+                                              true));
+                           });
+                         };
+                     rec(1, {row}, row);
+                   });
+                 });
+    b_.CreateBr(done);
+    b_.SetInsertPoint(ser);
+    serial();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
   }
 }
 
