@@ -44,18 +44,20 @@ Value* MathEmitter::clamp(Value* x, double lo, double hi) {
   return b_.CreateSelect(b_.CreateFCmpOGT(a, c(hi, t)), c(hi, t), a);
 }
 
-MathEmitter::Reduced MathEmitter::reduce(Value* x) {
+MathEmitter::Reduced MathEmitter::reduce(Value* x, Value* lo) {
   // n = rint(x log2 e) by adding 1.5·2^23: the sum's last mantissa bit has weight 1, so the
   // rounding of the add is the rounding to an integer, and the sum's bits are 0x4b400000 + n
   // (|n| < 2^22), which gives the integer n without a float-to-int conversion (whose result on
   // NaN is poison in LLVM: NaN propagates through all of this instead).
   llvm::Type* t = x->getType();
   constexpr double kMagic = 12582912.0;  // 1.5 * 2^23
-  Value* shifted = fma(x, c(1.44269504088896341, t), c(kMagic, t));
+  Value* sum = lo ? b_.CreateFAdd(x, lo) : x;  // Only chooses n.
+  Value* shifted = fma(sum, c(1.44269504088896341, t), c(kMagic, t));
   Value* n = b_.CreateFSub(shifted, c(kMagic, t));
   // r = x - n ln2 with ln2 split in a 9-bit head (n * head is exact for |n| < 2^15) and a tail
   // (Cody and Waite): the first step is exact, so r carries no cancellation error.
   Value* r = fma(n, c(-0.693359375, t), x);
+  if (lo) r = b_.CreateFAdd(r, lo);
   r = fma(n, c(2.12194440e-4, t), r);
   return {r, b_.CreateBitCast(shifted, b_.getInt32Ty())};
 }
@@ -83,12 +85,23 @@ Value* MathEmitter::scaleByPow2(Value* p, Value* n) {
 
 // e^x = 2^n e^r (reduce), e^r = 1 + r P(r) with expm1OverR's polynomial (relative error of e^r:
 // below 1.4e-8 · |r|/e^r < 0.6e-8, plus the fma's rounding). Inputs are clamped to [-104, 88.8]
-// (beyond: 0 and inf after scaling); NaN propagates through the arithmetic.
+// (beyond: 0 and inf after scaling); NaN propagates through the arithmetic. 2^n by scaleByPow2
+// (n in [-150, 128]), so subnormal results and overflow come out right.
 Value* MathEmitter::exp(Value* x) {
   if (isF64(x)) return libm("exp", x);
+  return expOfReduced(reduce(clamp(x, -104.0, 88.8)));
+}
+
+Value* MathEmitter::expNonPositive(Value* x) {
+  if (isF64(x)) return libm("exp", x);
+  // Only the lower clamp: x <= 0 (or NaN) needs no overflow guard.
+  llvm::Type* t = x->getType();
+  return expOfReduced(reduce(b_.CreateSelect(b_.CreateFCmpOLT(x, c(-104.0, t)), c(-104.0, t), x)));
+}
+
+Value* MathEmitter::expOfReduced(const Reduced& red) {
   llvm::Type* i32 = b_.getInt32Ty();
-  Reduced red = reduce(clamp(x, -104.0, 88.8));
-  Value* p = fma(red.r, expm1OverR(red.r), c(1.0, x->getType()));
+  Value* p = fma(red.r, expm1OverR(red.r), c(1.0, red.r->getType()));
   Value* n = b_.CreateSub(red.shiftedBits, llvm::ConstantInt::get(i32, 0x4b400000));
   return scaleByPow2(p, n);
 }
@@ -184,6 +197,8 @@ Value* MathEmitter::tanh(Value* x) {
 // t = 1/(1 + a/2), erfc(a) = t exp(-a² + P(t)). a² is split as h² + (a-h)(a+h) with h = a's
 // top 12 bits, so h² is exact and the exponent loses nothing to the rounding of a² (which would
 // cost |a²| ulps of relative error). a is clamped to 10.5 (erfc is 0 in float past 10.1).
+// reduce() takes -h² and the rest apart: -h² - n·ln2_head is exact or rounds once (|.| < 2),
+// then the rest is added, so the exponent carries an absolute error near 2^-24 whatever a is.
 Value* MathEmitter::erfcPositive(Value* a) {
   llvm::Type* t = a->getType();
   Value* ac = clamp(a, 0.0, 10.5);  // NaN stays NaN
@@ -194,9 +209,9 @@ Value* MathEmitter::erfcPositive(Value* a) {
   Value* h = b_.CreateBitCast(
       b_.CreateAnd(b_.CreateBitCast(ac, i32), llvm::ConstantInt::get(i32, 0xfffff000u)), t);
   Value* tail = b_.CreateFMul(b_.CreateFSub(ac, h), b_.CreateFAdd(ac, h));
-  Value* e1 = exp(b_.CreateFNeg(b_.CreateFMul(h, h)));
-  Value* e2 = exp(b_.CreateFSub(P, tail));
-  return b_.CreateFMul(tt, b_.CreateFMul(e1, e2));
+  // One exp of -h² + (P - tail), the exact -h² kept apart through the reduction (the argument is
+  // in [-112, 0]: no clamp; NaN propagates).
+  return b_.CreateFMul(tt, expOfReduced(reduce(b_.CreateFNeg(b_.CreateFMul(h, h)), b_.CreateFSub(P, tail))));
 }
 
 Value* MathEmitter::erfc(Value* x) {
@@ -226,7 +241,7 @@ Value* MathEmitter::erf(Value* x) {
 
 Value* MathEmitter::sigmoid(Value* x) {
   llvm::Type* t = x->getType();
-  Value* e = exp(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+  Value* e = expNonPositive(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
   Value* s = b_.CreateFDiv(c(1.0, t), b_.CreateFAdd(c(1.0, t), e));
   // NaN fails x >= 0 and comes out of e*s as NaN.
   return b_.CreateSelect(b_.CreateFCmpOGE(x, c(0.0, t)), s, b_.CreateFMul(e, s));
@@ -234,7 +249,7 @@ Value* MathEmitter::sigmoid(Value* x) {
 
 Value* MathEmitter::softplus(Value* x) {
   llvm::Type* t = x->getType();
-  Value* e = exp(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+  Value* e = expNonPositive(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
   // std::max(x, 0) as the interpreter writes it: x < 0 ? 0 : x (NaN stays NaN).
   Value* pos = b_.CreateSelect(b_.CreateFCmpOLT(x, c(0.0, t)), c(0.0, t), x);
   return b_.CreateFAdd(pos, log1pNonNegative(e, /*atMostOne=*/true));

@@ -59,7 +59,12 @@ class MathEmitter {
     llvm::Value* r;
     llvm::Value* shiftedBits;
   };
-  Reduced reduce(llvm::Value* x);
+  /// With `lo`, reduces x + lo keeping x (exact, e.g. -h²) apart from lo until after the exact step.
+  Reduced reduce(llvm::Value* x, llvm::Value* lo = nullptr);
+  /// 2^n e^r from a reduction.
+  llvm::Value* expOfReduced(const Reduced& red);
+  /// exp for x <= 0 or NaN (sigmoid's and softplus's e^-|x|): no overflow clamp.
+  llvm::Value* expNonPositive(llvm::Value* x);
   /// (e^r - 1)/r for |r| <= ln2/2.
   llvm::Value* expm1OverR(llvm::Value* r);
   llvm::Value* isNan(llvm::Value* x) { return b_.CreateFCmpUNO(x, x); }
