@@ -61,6 +61,13 @@ void Node::appendOperand(Value* v) {
   setOperand(operands_.size() - 1, v);
 }
 
+int64_t fusionGroup(const Node& n) {
+  auto it = n.attrs().find(std::string(kFusionGroupAttr));
+  if (it == n.attrs().end()) return -1;
+  const int64_t* v = std::get_if<int64_t>(&it->second);
+  return v && *v >= 0 ? *v : -1;
+}
+
 namespace {
 template <class T>
 const T* attrOrNull(const Node& n, std::string_view name) {

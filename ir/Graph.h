@@ -95,6 +95,14 @@ class Node {
   std::map<std::string, AttrValue> attrs_;
 };
 
+/// The one attribute every op may carry: `fusion_group: <int >= 0>`, written by the
+/// fuse-elementwise pass (compiler/passes/FuseElementwise.cpp). Nodes with the same group run as
+/// one loop in compiled code; the interpreter ignores it. It is not in the op table because it
+/// says how a node is compiled, not what it computes.
+inline constexpr std::string_view kFusionGroupAttr = "fusion_group";
+/// The node's fusion group, or -1 when it has none (or a malformed one the verifier rejects).
+int64_t fusionGroup(const Node& n);
+
 struct GraphOutput {
   std::string name;
   Value* value;

@@ -154,6 +154,13 @@ Status verifyAttrs(Node& n) {
   std::vector<Diagnostic> errs;
   std::vector<std::pair<std::string, AttrValue>> coerced;
   for (const auto& [name, value] : n.attrs()) {
+    if (name == kFusionGroupAttr) {
+      // Generic to every op (not in the op table): the fuse-elementwise pass's group id.
+      if (!std::holds_alternative<int64_t>(value) || std::get<int64_t>(value) < 0)
+        errs.push_back(n.diag("attribute '" + name + "' must be a non-negative int (a fusion group id), found " +
+                              std::string(attrTypeName(attrValueType(value))) + " " + attrValueStr(value)));
+      continue;
+    }
     const AttrSpec* spec = d.findAttr(name);
     if (!spec) {
       std::string known;

@@ -104,6 +104,7 @@ TEST(CodegenModels, FusionAndArenaReuse) {
   auto g = readGraphFile(test::sourcePath("examples/fashion_mlp/fashion_mlp.graph.pbtxt"));
   ASSERT_TRUE(g) << g.error().str();
   ASSERT_TRUE(verifyGraph(**g));
+  test::fuse(**g);
   auto jit = codegen::JitGraph::compile(**g);
   ASSERT_TRUE(jit) << jit.error().str();
   // matmul, then bias + batch norm + ELU in one loop, per layer; the last layer's loop writes
@@ -133,6 +134,7 @@ TEST(CodegenModels, PredictionMakesNoHeapAllocation) {
   auto g = readGraphFile(test::sourcePath("examples/fashion_mlp/fashion_mlp.graph.pbtxt"));
   ASSERT_TRUE(g) << g.error().str();
   ASSERT_TRUE(verifyGraph(**g));
+  test::fuse(**g);
   auto jit = codegen::JitGraph::compile(**g);
   ASSERT_TRUE(jit) << jit.error().str();
   Interpreter interp(**g);
@@ -171,6 +173,7 @@ TEST(CodegenModels, TrainingStepMakesNoHeapAllocation) {
                             "examples/fashion_regularized/fashion_regularized.model.pbtxt"}) {
     auto m = loadTrainingModel(test::sourcePath(model), "", nullptr, nullptr);
     ASSERT_TRUE(m) << m.error().str();
+    test::fuse(*m->stepGraph);
     auto exec = codegen::JitExecutor::create(*m->stepGraph, /*updatesState=*/true, /*seed=*/1);
     ASSERT_TRUE(exec) << exec.error().str();
     ASSERT_TRUE((*exec)->initialize(3));

@@ -6,10 +6,12 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 #include <string>
 
 #include "TestUtil.h"
 #include "compiler/codegen/Jit.h"
+#include "compiler/passes/Pass.h"
 #include "ir/Verifier.h"
 
 namespace kiln::test {
@@ -61,7 +63,36 @@ inline double scaledError(const Tensor& got, const Tensor& want) {
   return worst;
 }
 
-/// Compiles g with the JIT and runs it and the interpreter on the same random inputs and
+/// Runs the fuse-elementwise pass on g, as every compiling command does (a graph without its
+/// fusion_group attributes compiles one loop per op), so the compiled code takes the fused paths.
+inline void fuse(Graph& g) {
+  passes::PassContext ctx;
+  auto r = passes::createFuseElementwise()->run(g, ctx);
+  EXPECT_TRUE(r) << r.error().str();
+  Status v = verifyGraph(g);
+  EXPECT_TRUE(v) << v.error().str();
+}
+
+/// Loops a graph compiled without fusion runs: one per node that computes a value reaching an
+/// output (dead code is not emitted).
+inline int oneLoopPerOp(const Graph& g) {
+  auto order = g.topologicalOrder();
+  EXPECT_TRUE(order) << order.error().str();
+  if (!order) return -1;
+  std::set<const Value*> needed;
+  for (const GraphOutput& o : g.outputs()) needed.insert(o.value);
+  int loops = 0;
+  for (auto it = order->rbegin(); it != order->rend(); ++it) {
+    bool live = false;
+    for (size_t r = 0; r < (*it)->numResults(); ++r) live |= needed.count((*it)->result(r)) != 0;
+    if (!live) continue;
+    for (Value* v : (*it)->operands()) needed.insert(v);
+    loops += (*it)->def().fusion != FusionClass::Leaf;
+  }
+  return loops;
+}
+
+/// Fuses g (fuse above), compiles it with the JIT and runs it and the interpreter on the same random inputs and
 /// parameters at each batch size; every output must agree within `tol` (scaledError). Returns
 /// the largest error seen (for reports). Parameters get random values (those named *variance
 /// in [0.5, 0.8]), or with `useInitializers` their own initializers: deep models with arbitrary
@@ -72,6 +103,7 @@ inline double expectMatchesInterpreter(Graph& g, double tol, const std::map<std:
   Status v = verifyGraph(g);
   EXPECT_TRUE(v) << v.error().str();
   if (!v) return INFINITY;
+  fuse(g);
   auto jit = codegen::JitGraph::compile(g, opts);
   EXPECT_TRUE(jit) << jit.error().str();
   if (!jit) return INFINITY;

@@ -69,6 +69,7 @@ TEST(CodegenTraining, JitCallsTheChosenEntry) {
 /// graphs compute in double and round once, exactly as the interpreter does).
 void expectBitIdentical(Graph& g, const std::map<std::string, Tensor>& inputs,
                         const std::map<std::string, Tensor>& params, uint64_t seed, int64_t step) {
+  test::fuse(g);
   auto jit = codegen::JitGraph::compile(g);
   ASSERT_TRUE(jit) << jit.error().str();
   Interpreter interp(g);
@@ -270,6 +271,7 @@ void expectStepsMatch(Graph& g, double tol, const std::string& label) {
   SCOPED_TRACE(label);
   Status v = verifyGraph(g);
   ASSERT_TRUE(v) << v.error().str();
+  test::fuse(g);  // as kiln train compiles it
   const uint64_t seed = 11;
   InterpreterExecutor interp(g, /*updatesState=*/true, seed);
   auto jit = codegen::makeJitExecutor(g, /*updatesState=*/true, seed);
@@ -374,6 +376,7 @@ TEST(CodegenTraining, StateUpdatesInPlaceOrThroughTheArena) {
   g.addOutput("prod", b.mul(aNew, a));
   ASSERT_TRUE(b.ok()) << b.status().error().str();
   ASSERT_TRUE(verifyGraph(g));
+  test::fuse(g);
 
   llvm::LLVMContext ctx;
   auto lowered = codegen::lowerGraph(g, ctx, "", /*schedule=*/{}, KILN_ENTRY_TRAIN_STEP, /*updatesState=*/true);
@@ -436,6 +439,7 @@ TEST(CodegenTraining, ExampleEvaluationMatchesTheInterpreter) {
     auto m = loadExample(file);
     ASSERT_TRUE(m) << m.error().str();
     Graph& g = *m->evalGraph;
+    test::fuse(g);  // as kiln train and kiln evaluate compile it
     InterpreterExecutor interp(g, /*updatesState=*/false, /*seed=*/3);
     auto jit = codegen::makeJitExecutor(g, /*updatesState=*/false, /*seed=*/3);
     ASSERT_TRUE(jit) << jit.error().str();
@@ -505,6 +509,7 @@ TEST(CodegenTraining, BroadcastOperandsAreComputedOnce) {
   g.addOutput("y", b.div(scaled, correction));
   ASSERT_TRUE(b.ok()) << b.status().error().str();
   ASSERT_TRUE(verifyGraph(g));
+  test::fuse(g);
   auto s = codegen::scheduleGraph(g);
   ASSERT_TRUE(s) << s.error().str();
   EXPECT_FALSE(s->isInlined(correction));

@@ -75,17 +75,18 @@ TEST(Epilogue, FashionMlpDenseLayersTakeTheEpiloguePath) {
   ASSERT_TRUE(verifyGraph(g));
   codegen::JitOptions opts;
   opts.keepIR = true;
+  // Without the fuse-elementwise pass (kiln bench's "unfused" variant): no epilogues.
+  auto plain = codegen::JitGraph::compile(g, opts);
+  ASSERT_TRUE(plain) << plain.error().str();
+  EXPECT_EQ(epilogueCalls((*plain)->optimizedIR()), 0);
+
+  test::fuse(g);
   auto jit = codegen::JitGraph::compile(g, opts);
   ASSERT_TRUE(jit) << jit.error().str();
   // Three dense layers, each matmul -> bias + batch norm + ELU (the last one writing the output).
   EXPECT_EQ(epilogueCalls((*jit)->optimizedIR()), 3);
   // Still one stored loop per matmul and one per fused group.
   EXPECT_EQ((*jit)->storedNodes(), 6);
-
-  opts.schedule.fuseElementwise = false;  // kiln bench's "unfused" variant: no epilogues
-  auto plain = codegen::JitGraph::compile(g, opts);
-  ASSERT_TRUE(plain) << plain.error().str();
-  EXPECT_EQ(epilogueCalls((*plain)->optimizedIR()), 0);
 }
 
 TEST(Epilogue, FashionMlpMatchesInterpreterAcrossBlockBoundaries) {
@@ -141,6 +142,7 @@ TEST(Epilogue, BitIdenticalAcrossThreadCountsAndBlockSizes) {
 // Compiles g with its IR kept, for epilogueCalls.
 int compiledEpilogues(Graph& g) {
   EXPECT_TRUE(verifyGraph(g));
+  test::fuse(g);
   codegen::JitOptions opts;
   opts.keepIR = true;
   auto jit = codegen::JitGraph::compile(g, opts);

@@ -1,10 +1,12 @@
 // Every compiled variant kiln bench times, checked against the reference interpreter on the
-// original graph: 'unfused' (no passes, no elementwise fusion) and 'fused+folded' (the inference
-// pipeline, the prepare graph, fusion), on every example model with random batch-norm
+// original graph: 'unfused' (no passes, so no fusion groups), the inference pipeline with
+// --disable-pass fuse-elementwise, and 'fused+folded' (the inference pipeline, which ends with
+// fuse-elementwise, and the prepare graph), on every example model with random batch-norm
 // statistics (the initializers' mean 0 / variance 1 would make the folding nearly trivial).
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "CodegenTestUtil.h"
 #include "compiler/passes/Pass.h"
@@ -48,6 +50,32 @@ std::map<std::string, Tensor> modelParameters(const Graph& g, uint64_t seed) {
   return params;
 }
 
+
+bool hasFusionGroups(const Graph& g) {
+  for (Node* n : g.nodes())
+    if (fusionGroup(*n) >= 0) return true;
+  return false;
+}
+
+/// The inference pipeline (minus `disabled`), then the parameter math hoisted into the prepare
+/// graph and evaluated; returns the prediction graph's parameter values.
+std::map<std::string, Tensor> optimize(Graph& g, const std::map<std::string, Tensor>& params,
+                                       std::set<std::string> disabled = {}) {
+  passes::PassManagerOptions o;
+  o.verifyEach = true;
+  o.disabled = std::move(disabled);
+  passes::PassManager pm(o);
+  passes::buildInferencePipeline(pm);
+  auto r = pm.run(g);
+  EXPECT_TRUE(r) << r.error().str();
+  auto prepare = passes::hoistParameterMath(g);
+  EXPECT_TRUE(prepare) << prepare.error().str();
+  if (!prepare) return {};
+  auto prepared = passes::prepareParameters(**prepare, g, params);
+  EXPECT_TRUE(prepared) << prepared.error().str();
+  return prepared ? *prepared : std::map<std::string, Tensor>{};
+}
+
 class PassesCodegen : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PassesCodegen, CompiledVariantsMatchTheInterpreter) {
@@ -58,37 +86,42 @@ TEST_P(PassesCodegen, CompiledVariantsMatchTheInterpreter) {
   const Graph& g0 = *ref->graph;
   std::map<std::string, Tensor> params = modelParameters(g0, /*seed=*/3);
 
-  // unfused: the graph as built, every op its own loop.
+  // unfused: the graph as built (no passes, so no fusion groups), every op its own loop.
   auto unfusedModel = frontend::loadModelFile(file, frontend::Expansion::Inference);
   ASSERT_TRUE(unfusedModel);
-  codegen::JitOptions noFusion;
-  noFusion.schedule.fuseElementwise = false;
-  auto unfused = codegen::JitGraph::compile(*unfusedModel->graph, noFusion);
+  auto unfused = codegen::JitGraph::compile(*unfusedModel->graph);
   ASSERT_TRUE(unfused) << unfused.error().str();
+  EXPECT_EQ((*unfused)->storedNodes(), test::oneLoopPerOp(*unfusedModel->graph));
 
-  // fused+folded: passes, the prepare graph, fusion.
+  // folded, fusion disabled by name (--disable-pass fuse-elementwise): batch norm folded, but
+  // still one loop per op of the optimized graph.
+  auto noFuseModel = frontend::loadModelFile(file, frontend::Expansion::Inference);
+  ASSERT_TRUE(noFuseModel);
+  Graph& gn = *noFuseModel->graph;
+  std::map<std::string, Tensor> noFuseParams = optimize(gn, params, {"fuse-elementwise"});
+  EXPECT_FALSE(hasFusionGroups(gn));
+  auto noFuse = codegen::JitGraph::compile(gn);
+  ASSERT_TRUE(noFuse) << noFuse.error().str();
+  EXPECT_EQ((*noFuse)->storedNodes(), test::oneLoopPerOp(gn));
+
+  // fused+folded: the whole inference pipeline (ending with fuse-elementwise), the prepare graph.
   auto foldedModel = frontend::loadModelFile(file, frontend::Expansion::Inference);
   ASSERT_TRUE(foldedModel);
   Graph& g = *foldedModel->graph;
-  passes::PassManagerOptions o;
-  o.verifyEach = true;
-  passes::PassManager pm(o);
-  passes::buildInferencePipeline(pm);
-  auto r = pm.run(g);
-  ASSERT_TRUE(r) << r.error().str();
+  std::map<std::string, Tensor> prepared = optimize(g, params);
   size_t bnBefore = 0, bnAfter = 0;
   for (Node* n : g0.nodes()) bnBefore += n->op() == OpKind::BatchNorm;
   for (Node* n : g.nodes()) bnAfter += n->op() == OpKind::BatchNorm;
-  auto prepare = passes::hoistParameterMath(g);
-  ASSERT_TRUE(prepare) << prepare.error().str();
-  auto prepared = passes::prepareParameters(**prepare, g, params);
-  ASSERT_TRUE(prepared) << prepared.error().str();
   auto folded = codegen::JitGraph::compile(g);
   ASSERT_TRUE(folded) << folded.error().str();
+  // Every example has at least one dense layer with an activation or a batch norm to fuse.
+  EXPECT_TRUE(hasFusionGroups(g));
+  EXPECT_LT((*folded)->storedNodes(), (*noFuse)->storedNodes());
   EXPECT_LE((*folded)->storedNodes(), (*unfused)->storedNodes());
-  std::printf("[ variants ] %s: batch norms %zu -> %zu; stored loops unfused %d, fused+folded %d\n",
+  std::printf("[ variants ] %s: batch norms %zu -> %zu; stored loops unfused %d, folded without "
+              "fusion %d, fused+folded %d\n",
               GetParam().c_str(), bnBefore, bnAfter, (*unfused)->storedNodes(),
-              (*folded)->storedNodes());
+              (*noFuse)->storedNodes(), (*folded)->storedNodes());
 
   Interpreter interp(g0);
   for (auto& [k, t] : params) ASSERT_TRUE(interp.setParameter(k, t).isOk());
@@ -103,11 +136,15 @@ TEST_P(PassesCodegen, CompiledVariantsMatchTheInterpreter) {
     ASSERT_TRUE(want) << want.error().str();
     auto a = (*unfused)->run(inputs, params);
     ASSERT_TRUE(a) << a.error().str();
-    auto b = (*folded)->run(inputs, *prepared);
+    auto n = (*noFuse)->run(inputs, noFuseParams);
+    ASSERT_TRUE(n) << n.error().str();
+    auto b = (*folded)->run(inputs, prepared);
     ASSERT_TRUE(b) << b.error().str();
     for (const GraphOutput& out : g0.outputs()) {
       EXPECT_LE(test::scaledError(a->at(out.name), want->at(out.name)), kTolerance)
           << "unfused, " << out.name << " at batch " << batch;
+      EXPECT_LE(test::scaledError(n->at(out.name), want->at(out.name)), kTolerance)
+          << "folded without fusion, " << out.name << " at batch " << batch;
       EXPECT_LE(test::scaledError(b->at(out.name), want->at(out.name)), kTolerance)
           << "fused+folded, " << out.name << " at batch " << batch;
     }

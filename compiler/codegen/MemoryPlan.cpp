@@ -3,64 +3,11 @@
 
 #include <algorithm>
 
+#include "compiler/passes/Fusion.h"
+
 namespace kiln::codegen {
 
 namespace {
-
-/// Ops that read an operand element more than once per output element (several passes over a
-/// row) or need it in memory (matmul calls the runtime): an operand computed inline would be
-/// recomputed per pass, so it is stored instead.
-bool readsOperandsInOnePass(const Node& n) {
-  // Training batch norm reads x three times (mean, variance, normalization).
-  if (n.op() == OpKind::BatchNorm) return !n.b("training");
-  switch (n.op()) {
-    case OpKind::MatMul:
-    case OpKind::Softmax:
-    case OpKind::LogSoftmax:
-    case OpKind::SparseSoftmaxCrossEntropy:
-    case OpKind::Accuracy:
-      return false;
-    default:
-      return true;
-  }
-}
-
-/// Whether a value of this node can be computed element by element inside its user's loop.
-bool fusesIntoUser(const Node& n) {
-  // Inference form: per-feature elementwise; training form: batch statistics first (stored).
-  if (n.op() == OpKind::BatchNorm) return !n.b("training");
-  FusionClass c = n.def().fusion;
-  return c == FusionClass::Elementwise || c == FusionClass::Broadcast;
-}
-
-/// Whether computing an element of n (its own loop's node, or a value inlined into it) reads the
-/// product c. Clears `ok` when some path reads c at another index than the one computed: a
-/// row block's epilogue may only read that block's rows. Collects the nodes of n's inline tree.
-bool readsProduct(const Node& n, const Value* c, const Schedule& s, std::set<const Node*>& tree,
-                  bool& ok) {
-  tree.insert(&n);
-  bool reads = false;
-  for (unsigned k = 0; k < n.numOperands(); ++k) {
-    const Value* o = n.operand(k);
-    bool r = o == c;
-    if (!r && s.isInlined(o) && o->node()->op() != OpKind::Constant)
-      r = readsProduct(*o->node(), c, s, tree, ok);
-    if (!r) continue;
-    reads = true;
-    // Same shape in and out, and an op that reads its operand at the index it computes:
-    // elementwise and broadcasting ops do when the operand has the result's shape (inference
-    // batch norm: x is operand 0, its parameters are per feature); injective ones (transpose,
-    // reshape, slice) move elements.
-    FusionClass fc = n.def().fusion;
-    bool sameIndex = n.op() == OpKind::BatchNorm
-                         ? k == 0 && !n.b("training")
-                         : fc == FusionClass::Elementwise || fc == FusionClass::Broadcast;
-    // o is c or an inlined value computed at this same index, so it has n's result's shape
-    // (n's own stored results are checked by the caller).
-    if (!sameIndex || o->type().shape != c->type().shape) ok = false;
-  }
-  return reads;
-}
 
 int64_t roundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
@@ -69,9 +16,7 @@ int64_t roundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options) {
   KILN_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topologicalOrder());
   // Values that reach an output; the rest is dead code and is not emitted.
-  std::set<const Value*> outputs, needed;
-  for (const GraphOutput& o : g.outputs()) outputs.insert(o.value);
-  needed = outputs;
+  std::set<const Value*> outputs = passes::outputValues(g), needed = outputs;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     bool live = false;
@@ -81,30 +26,36 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
   }
 
   Schedule s;
-  s.fuseEpilogues = options.fuseElementwise;
   s.epilogueBlockBytes = options.epilogueBlockBytes;
   for (Node* n : order) {
     bool live = false;
     for (size_t r = 0; r < n->numResults(); ++r) live |= needed.count(n->result(r)) != 0;
     if (!live) continue;
     s.order.push_back(n);
+    const int64_t group = fusionGroup(*n);
     for (size_t r = 0; r < n->numResults(); ++r) {
       const Value* v = n->result(r);
       if (n->op() == OpKind::Constant) {
         s.inlined.insert(v);  // Read from the module's read-only data, never copied.
         continue;
       }
-      if (!options.fuseElementwise) continue;
-      if (!needed.count(v) || outputs.count(v) || !fusesIntoUser(*n) || v->users().empty()) continue;
-      const Node* user = v->users().front();
-      bool oneUser = std::all_of(v->users().begin(), v->users().end(),
-                                 [&](const Node* u) { return u == user; });
-      // A value its user broadcasts (a learning rate, an optimizer's bias correction) would be
-      // recomputed for every element it is broadcast to; stored, it is computed once.
-      FusionClass uc = user->def().fusion;
-      bool broadcast = (uc == FusionClass::Elementwise || uc == FusionClass::Broadcast) &&
-                       v->type().shape != user->result(0)->type().shape;
-      if (oneUser && !broadcast && readsOperandsInOnePass(*user)) s.inlined.insert(v);
+      // The fuse-elementwise pass decides: a value is computed inside its reader's loop when
+      // its node and every reader are in one fusion group. A value that leaves its group (an
+      // output, a reader elsewhere: e.g. one a later rewrite added) is stored, which is always
+      // correct.
+      // A matmul's group makes its reader its epilogue (planEpilogues), not its loop.
+      if (n->def().fusion == FusionClass::OutEwiseFusable) continue;
+      if (group < 0 || !needed.count(v) || outputs.count(v) || v->users().empty()) continue;
+      if (!std::all_of(v->users().begin(), v->users().end(),
+                       [&](const Node* u) { return fusionGroup(*u) == group; }))
+        continue;
+      // A group the rules forbid (hand-written, or a graph rewritten after the pass) would be
+      // recomputed per pass or broadcast element: refuse it rather than guess.
+      if (std::string why = passes::whyNotFused(*v, outputs); !why.empty())
+        return n->error("fusion_group " + std::to_string(group) + " puts '" + v->name() +
+                        "' in the loop of its reader '" + v->users().front()->name() + "', but " + why +
+                        "; remove the attribute or rerun the fuse-elementwise pass");
+      s.inlined.insert(v);
     }
   }
   return s;
@@ -112,17 +63,15 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options)
 
 void planEpilogues(const Graph& g, Schedule& s) {
   s.epilogues.clear();
-  if (!s.fuseEpilogues) return;
-  std::set<const Value*> outputs;
-  for (const GraphOutput& o : g.outputs()) outputs.insert(o.value);
+  std::set<const Value*> outputs = passes::outputValues(g);
   auto leaf = [](const Node* n) {
     return n->op() == OpKind::Input || n->op() == OpKind::Parameter || n->op() == OpKind::Constant;
   };
   for (size_t p = 0; p < s.order.size(); ++p) {
     const Node& mm = *s.order[p];
-    if (mm.op() != OpKind::MatMul) continue;
+    if (mm.op() != OpKind::MatMul || fusionGroup(mm) < 0) continue;
     const Value* c = mm.result();
-    if (c->users().empty() || !isFloat(c->type().dtype)) continue;
+    if (c->users().empty()) continue;
     // The next node that emits code: nodes in between compute nothing (leaves, or values all
     // computed inline), so running it at the matmul's position changes no order of writes.
     const Node* u = nullptr;
@@ -135,37 +84,10 @@ void planEpilogues(const Graph& g, Schedule& s) {
         if (!s.isInlined(v) && (outputs.count(v) || !v->users().empty())) u = n;
       }
     }
-    if (!u) continue;
-    FusionClass uc = u->def().fusion;
-    bool elemental = u->op() == OpKind::BatchNorm
-                         ? !u->b("training")
-                         : uc == FusionClass::Elementwise || uc == FusionClass::Broadcast;
-    if (!elemental) continue;
-    // Each stored result is written block by block at the product's indices.
-    bool ok = true;
-    for (size_t r = 0; r < u->numResults(); ++r) {
-      const Value* v = u->result(r);
-      if (!s.isInlined(v) && (outputs.count(v) || !v->users().empty()))
-        ok &= v->type().shape == c->type().shape;
-    }
-    std::set<const Node*> tree;
-    if (!readsProduct(*u, c, s, tree, ok) || !ok) continue;
-    // Every read of the product is in that loop (in training it also feeds the backward pass,
-    // which needs all of it: then it stays a separate pass).
-    if (!std::all_of(c->users().begin(), c->users().end(),
-                     [&](const Node* n) { return tree.count(n) != 0; }))
-      continue;
-    // A result written to a caller's buffer may be a parameter updated in place; if the matmul
-    // read that parameter, a block's epilogue would overwrite what later blocks still read.
-    bool hazard = false;
-    for (size_t r = 0; r < u->numResults(); ++r) {
-      if (!outputs.count(u->result(r))) continue;
-      for (const Value* o : mm.operands())
-        hazard |= o->node()->op() == OpKind::Parameter &&
-                  o->type().shape == u->result(r)->type().shape &&
-                  o->type().dtype == u->result(r)->type().dtype;
-    }
-    if (hazard) continue;
+    // Only the pass's pairs, and only when this order still allows them and the rules hold
+    // (otherwise the product is simply stored first: slower, never wrong).
+    if (!u || fusionGroup(*u) != fusionGroup(mm)) continue;
+    if (!passes::whyNotEpilogue(mm, *u, s.inlined, outputs).empty()) continue;
     s.epilogues[&mm] = u;
   }
 }

@@ -23,8 +23,6 @@ struct Schedule {
   /// Matmul -> its epilogue: the stored elemental node whose loop runs over each row block of
   /// the product right after that block is multiplied, while it is still in cache (planEpilogues).
   std::map<const Node*, const Node*> epilogues;
-  /// Whether planEpilogues may fuse (off with ScheduleOptions::fuseElementwise off).
-  bool fuseEpilogues = true;
   int64_t epilogueBlockBytes = 0;  // ScheduleOptions::epilogueBlockBytes
 
   bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
@@ -36,11 +34,9 @@ struct Schedule {
   }
 };
 
-/// Knobs of scheduleGraph, for measuring what fusion buys (kiln bench).
+/// Knobs of scheduleGraph. Which values fuse is not one of them: the fuse-elementwise pass
+/// decides that and writes it into the graph (--disable-pass fuse-elementwise to measure it).
 struct ScheduleOptions {
-  /// Compute elementwise/broadcast values inside their user's loop. Off: every intermediate is
-  /// stored and each op runs its own loop over memory (constants are still read in place).
-  bool fuseElementwise = true;
   /// Bytes of product per row block of a fused matmul epilogue (at least 8 rows; the runtime
   /// rounds up to a multiple of 8). 0, the default, leaves it to kiln_rt_matmul_*_blocked, which
   /// packs B once and runs blocks of about 64 KB of C (runtime/AbiKernels.cpp, measured in
@@ -48,15 +44,20 @@ struct ScheduleOptions {
   int64_t epilogueBlockBytes = 0;
 };
 
-/// Decides fusion from the op table's fusion classes (see Schedule). Training-mode batch norm is
-/// stored (its statistics need whole passes over x); dropout, alpha dropout and rrelu fuse in
-/// either mode (their random numbers are a function of the element's index).
+/// Orders the live nodes and follows the graph's `fusion_group` attributes (the fuse-elementwise
+/// pass): a value is computed inside its reader's loop when its node and every reader share a
+/// group; without attributes every intermediate is stored and each op runs its own loop
+/// (constants are always read in place). Each annotation is checked against the fusion rules
+/// (compiler/passes/Fusion.h): one that would compute a value where the rules forbid it is an
+/// error naming the node; a value that leaves its group (an output, or a reader outside it) is
+/// stored.
 Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options = {});
 
-/// Pairs each matmul whose product is read only by the elemental loop of the next node that
-/// emits anything (through values of the product's shape computed inline at the same index) with
-/// that node, in the final order (call it after any reordering, before planMemory). The pair
-/// then runs as one step: blocks of rows multiplied, each block's epilogue right after it.
+/// Pairs each matmul with the fuse-elementwise pass's epilogue (the node of the same fusion
+/// group) when that node is, in the final order, the next node that emits anything and the
+/// epilogue rules still hold (call it after any reordering, before planMemory); otherwise the
+/// product is stored first. The pair then runs as one step: blocks of rows multiplied, each
+/// block's epilogue right after it.
 void planEpilogues(const Graph& g, Schedule& s);
 
 /// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:

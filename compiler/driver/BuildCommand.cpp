@@ -24,6 +24,7 @@
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/interpreter/Interpreter.h"
+#include "compiler/passes/Pass.h"
 #include "compiler/training/Trainer.h"
 #include "ir/ProtoIO.h"
 #include "runtime/KilnABI.h"
@@ -181,11 +182,15 @@ int runBuild(const std::vector<std::string>& args) {
   p.option("lib-dir", "DIR",
            "Where the static Kiln libraries are (default: this build's; also $KILN_LIB_DIR)");
   p.flag("keep-temps", "Keep the generated main.cpp, the object and its header, and print where");
+  p.repeated("disable-pass", "NAME", "Skip this pass wherever the pipeline runs it");
   if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const std::string& msg) {
     std::fprintf(stderr, "kiln build: %s\n", msg.c_str());
     return 1;
   };
+  passes::PassManagerOptions pmo;
+  for (const std::string& d : p.getAll("disable-pass")) pmo.disabled.insert(d);
+  if (Status s = passes::PassManager(pmo).checkDisabled(); !s) return fail(s.error().str());
   if (!p.has("output")) return fail("-o EXE is required (the program to write)");
   const std::string modelPath = p.positionals()[0], exe = p.get("output");
   std::string level = p.get("opt-level");
@@ -273,6 +278,13 @@ int runBuild(const std::vector<std::string>& args) {
     std::printf("frozen (%zu):", model->frozen.size());
     for (const std::string& n : model->frozen) std::printf(" %s", n.c_str());
     std::printf("\n");
+  }
+  // Only the fusion groups are added: the program rebuilds these graphs from the model file at
+  // start (they define its state layout), so no pass may change what they compute.
+  for (Graph* g : {model->stepGraph.get(), model->evalGraph.get()}) {
+    passes::PassManager pm(pmo);
+    passes::buildFusionPipeline(pm);
+    if (auto r = pm.run(*g); !r) return fail(r.error().str());
   }
   std::vector<codegen::AotFunction> functions = {
       {KILN_ENTRY_TRAIN_STEP, model->stepGraph.get(), true},

@@ -36,6 +36,9 @@ using ExecutorFactory =
 void addExecutorOptions(ArgParser& p);
 /// The factory those options choose (and the runtime's thread count, set as a side effect).
 Expected<ExecutorFactory> executorFactory(const ArgParser& p);
+/// Runs on a graph before executorFactory's executor compiles it: the fuse-elementwise pass
+/// minus --disable-pass (also an executor option).
+Status prepareGraph(const ArgParser& p, Graph& g);
 
 /// A model file of either level, read and verified.
 struct LoadedModel {

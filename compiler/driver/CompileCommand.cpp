@@ -62,7 +62,9 @@ int runCompile(const std::vector<std::string>& args) {
   p.option("opt-level", "N", "LLVM optimization level 0..3", "3");
   p.alias('O', "opt-level");
   p.flag("no-graph-passes",
-         "Compile the graph as written: no cleanups, no batch-norm folding (infer)");
+         "Compile the graph as written: no passes (no cleanups, no batch-norm folding, no "
+         "fuse-elementwise: one loop per op unless the graph has fusion_group attributes)");
+  p.repeated("disable-pass", "NAME", "Skip this pass wherever the pipeline runs it");
   p.flag("time-passes", "Print the seconds each stage took");
   if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const Error& e) {
@@ -86,6 +88,9 @@ int runCompile(const std::vector<std::string>& args) {
   opts.source = path;
   // A bad target fails before the model is loaded and compiled (cheap to check, common typo).
   if (auto tm = codegen::createTargetMachine(opts.target); !tm) return fail(tm.error());
+  passes::PassManagerOptions pmo;
+  for (const std::string& d : p.getAll("disable-pass")) pmo.disabled.insert(d);
+  if (Status s = passes::PassManager(pmo).checkDisabled(); !s) return fail(s.error());
 
   auto start = std::chrono::steady_clock::now();
   std::string name;
@@ -140,9 +145,18 @@ int runCompile(const std::vector<std::string>& args) {
   // parameter-only math (the folded weights) evaluated here once, so the object embeds W' and
   // never recomputes it. The checkpoint was checked against the model's own parameters above.
   std::unique_ptr<Graph> prepare;
+  if (mode == "train" && !p.has("no-graph-passes")) {
+    // The training step and evaluation stay the graphs kiln train and kiln build run (their state
+    // layout is the checkpoint's); only the fusion groups are added.
+    for (Graph* g : {trainModel.stepGraph.get(), trainModel.evalGraph.get()}) {
+      passes::PassManager pm(pmo);
+      passes::buildFusionPipeline(pm);
+      if (auto r = pm.run(*g); !r) return fail(r.error());
+    }
+  }
   if (mode == "infer" && !p.has("no-graph-passes")) {
     Graph& g = *inferModel.model.graph;
-    passes::PassManager pm;
+    passes::PassManager pm(pmo);
     passes::buildInferencePipeline(pm);
     if (auto r = pm.run(g); !r) return fail(r.error());
     auto prep = passes::hoistParameterMath(g);

@@ -150,6 +150,7 @@ int runPredict(const std::vector<std::string>& args) {
                              "(every pass would give the same answer)"));
   }
   if (Status s = verifyGraph(g); !s) return fail(s.error());
+  if (Status s = prepareGraph(p, g); !s) return fail(s.error());
 
   auto ckpt = readCheckpoint(p.get("checkpoint"));
   if (!ckpt) return fail(ckpt.error());

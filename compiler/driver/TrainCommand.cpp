@@ -8,6 +8,7 @@
 #include "compiler/driver/Args.h"
 #include "compiler/driver/Commands.h"
 #include "compiler/driver/TrainProgram.h"
+#include "compiler/passes/Pass.h"
 #include "compiler/training/Trainer.h"
 #include "runtime/KilnABI.h"
 
@@ -26,6 +27,20 @@ void addExecutorOptions(ArgParser& p) {
            "the reference interpreter", "jit");
   p.option("threads", "T", "Threads of the compiled code's runtime kernels (default: the machine's cores; the "
            "interpreter runs on one)");
+  p.repeated("disable-pass", "NAME", "Skip this pass wherever the pipeline runs it");
+}
+
+// The passes compiled graphs get: fuse-elementwise (buildFusionPipeline) minus --disable-pass.
+// Nothing else: the graphs define the state a checkpoint holds. The interpreter ignores the
+// fusion groups, so both executors run the same graph.
+Status prepareGraph(const ArgParser& p, Graph& g) {
+  passes::PassManagerOptions pmo;
+  for (const std::string& d : p.getAll("disable-pass")) pmo.disabled.insert(d);
+  passes::PassManager pm(pmo);
+  passes::buildFusionPipeline(pm);
+  KILN_ASSIGN_OR_RETURN(bool changed, pm.run(g));
+  (void)changed;
+  return Status::ok();
 }
 
 Expected<ExecutorFactory> executorFactory(const ArgParser& p) {
@@ -48,6 +63,7 @@ int runTrain(const std::vector<std::string>& args) {
   TrainProgram prog;
   prog.addExecutorOptions = addExecutorOptions;
   prog.executorFactory = executorFactory;
+  prog.prepareGraph = prepareGraph;
   return runTrainWith(args, prog);
 }
 
@@ -77,6 +93,7 @@ int runEvaluate(const std::vector<std::string>& args) {
   const std::string path = p.get("checkpoint");
   auto c = readCheckpoint(path);
   if (!c) return fail(c.error());
+  if (Status s = prepareGraph(p, *model->evalGraph); !s) return fail(s.error());
   auto factory = executorFactory(p);
   if (!factory) return fail(factory.error());
   auto execOr = (*factory)(*model->evalGraph, /*updatesState=*/false, model->spec.seed);

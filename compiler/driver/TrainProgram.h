@@ -30,6 +30,10 @@ struct TrainProgram {
   /// The executor options (kiln train: --executor, --threads) and the factory they choose.
   std::function<void(ArgParser&)> addExecutorOptions;
   std::function<Expected<ExecutorFactory>(const ArgParser&)> executorFactory;
+  /// Run on the step and evaluation graphs before the executors are made (kiln train: the
+  /// fuse-elementwise pass minus --disable-pass); null for a built program, whose functions
+  /// kiln build compiled.
+  std::function<Status(const ArgParser&, Graph&)> prepareGraph;
   /// Flags the program refuses (they would change what was compiled), each with why.
   std::map<std::string, std::string> refused;
   /// The --help text (empty: kiln train's).

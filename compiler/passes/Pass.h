@@ -106,11 +106,15 @@ class PassManager {
 
 /// The clean-ups every pipeline starts with: simplify, fold-constants, cse, dce to a fixed point.
 void addCleanups(PassManager& pm);
-/// The default inference pipeline: clean-ups, fold-batch-norm, clean-ups again.
+/// The default inference pipeline: clean-ups, fold-batch-norm, clean-ups again, fuse-elementwise.
 void buildInferencePipeline(PassManager& pm);
 /// The default pipeline for a built training-step graph: clean-ups (the step graph repeats
-/// scalar work per parameter, which cse and fold-constants remove).
+/// scalar work per parameter, which cse and fold-constants remove), fuse-elementwise.
 void buildTrainingPipeline(PassManager& pm);
+/// fuse-elementwise alone: what the compiling commands that rewrite nothing else run (kiln
+/// train's JIT, kiln build, kiln compile --mode train), so their graphs stay the ones the
+/// interpreter runs, in one loop per fusion group.
+void buildFusionPipeline(PassManager& pm);
 
 // Individual passes (one file each), for code that runs one directly.
 std::unique_ptr<Pass> createDeadCodeElimination();       // dce
@@ -120,6 +124,7 @@ std::unique_ptr<Pass> createSimplify();                  // simplify
 std::unique_ptr<Pass> createFoldBatchNorm();             // fold-batch-norm
 std::unique_ptr<Pass> createPruneFrozen();               // prune-frozen
 std::unique_ptr<Pass> createInsertClipping();            // insert-clipping
+std::unique_ptr<Pass> createFuseElementwise();           // fuse-elementwise
 
 /// Sets trainable=false on every trainable parameter whose whole name matches `regex`
 /// (ECMAScript) and returns their names; an error if the regex does not compile. prune-frozen

@@ -38,6 +38,11 @@ const std::vector<PassInfo>& passRegistry() {
        createPruneFrozen},
       {"insert-clipping", "clips the training step's gradients (the model's clipping block)",
        createInsertClipping},
+      {"fuse-elementwise",
+       "groups elementwise chains (and a matmul with its elementwise epilogue) into one loop "
+       "each, by fusion class; records them as fusion_group attributes the code generator "
+       "follows (disabled: one loop per op)",
+       createFuseElementwise},
   };
   return registry;
 }
@@ -52,7 +57,8 @@ Expected<std::unique_ptr<Pass>> createPass(std::string_view name) {
   }
   std::string msg = "unknown pass '" + std::string(name) + "'";
   if (best && bestDistance <= 2) msg += " (did you mean '" + std::string(best->name) + "'?)";
-  msg += "; kiln opt --list-passes lists them";
+  msg += "; the passes are:";
+  for (const PassInfo& p : passRegistry()) msg += (&p == &passRegistry().front() ? " " : ", ") + std::string(p.name);
   return Error::msg(msg);
 }
 
@@ -139,8 +145,15 @@ void buildInferencePipeline(PassManager& pm) {
   pm.add(createFoldBatchNorm());
   // Folding leaves scalar arithmetic on constants (epsilon) and dead nodes behind.
   addCleanups(pm);
+  // Last: the groups are decided on the final graph (any rewrite after it would invalidate them).
+  pm.add(createFuseElementwise());
 }
 
-void buildTrainingPipeline(PassManager& pm) { addCleanups(pm); }
+void buildTrainingPipeline(PassManager& pm) {
+  addCleanups(pm);
+  pm.add(createFuseElementwise());
+}
+
+void buildFusionPipeline(PassManager& pm) { pm.add(createFuseElementwise()); }
 
 }  // namespace kiln::passes

@@ -205,6 +205,9 @@ int runTrainWith(const std::vector<std::string>& args, const TrainProgram& prog)
     auto names = addTrainingDiagnostics(*model->stepGraph, model->info);
     if (!names) return fail(names.error());
   }
+  if (prog.prepareGraph)
+    for (Graph* g : {model->stepGraph.get(), model->evalGraph.get()})
+      if (Status s = prog.prepareGraph(p, *g); !s) return fail(s.error());
   const frontend::TrainingSpec& spec = model->spec;
   if (!prog.executorFactory) return fail(Error::msg("internal: " + prog.program + " has no executors"));
   auto factory = prog.executorFactory(p);
