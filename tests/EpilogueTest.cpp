@@ -108,6 +108,7 @@ TEST(Epilogue, BitIdenticalAcrossThreadCountsAndBlockSizes) {
   ASSERT_TRUE(m);
   Graph& g = *m->graph;
   ASSERT_TRUE(verifyGraph(g));
+  test::fuse(g);  // the epilogues are what this is about
   Interpreter interp(g);
   ASSERT_TRUE(interp.initializeParameters(/*seed=*/3));
   std::mt19937_64 rng(5);
@@ -224,6 +225,7 @@ TEST(ParallelElementwise, LargeLoopsSplitOverThreadsBitIdentically) {
   g.addOutput("y", b.mul(d, b.scalar(2.0)));
   ASSERT_TRUE(b.ok()) << b.status().error().str();
   ASSERT_TRUE(verifyGraph(g));
+  test::fuse(g);  // one loop for the whole chain
   codegen::JitOptions opts;
   opts.keepIR = true;
   auto jit = codegen::JitGraph::compile(g, opts);
