@@ -15,6 +15,7 @@
 #include "compiler/training/StepExecutor.h"
 #include "compiler/training/Trainer.h"
 #include "compiler/interpreter/Interpreter.h"
+#include "compiler/passes/Pass.h"
 #include "ir/ProtoIO.h"
 #include "ir/Verifier.h"
 #include "runtime/KilnABI.h"
@@ -25,6 +26,14 @@ namespace {
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "kiln_bench_models: %s\n", what.c_str());
   std::exit(1);
+}
+
+/// Groups the graph's elementwise chains as every compiling command does (the fuse-elementwise
+/// pass; without it the code generator stores every intermediate).
+void fuse(Graph& g) {
+  passes::PassManager pm;
+  passes::buildFusionPipeline(pm);
+  if (auto changed = pm.run(g); !changed) fail(changed.error().str());
 }
 
 /// fashion_mlp's inference graph (examples/fashion_mlp), its parameters from their initializers
@@ -47,6 +56,7 @@ struct FashionMlp {
     if (!g) fail(g.error().str());
     m.graph = std::move(*g);
     if (Status s = verifyGraph(*m.graph); !s) fail(s.error().str());
+    fuse(*m.graph);
     m.interp = std::make_unique<Interpreter>(*m.graph);
     if (Status s = m.interp->initializeParameters(/*seed=*/42); !s) fail(s.error().str());
     auto jit = codegen::JitGraph::compile(*m.graph);
@@ -156,6 +166,7 @@ struct FashionMlpStep {
                                [](const frontend::TrainingSpec&) { return int64_t{1000}; });
     if (!m) fail(m.error().str());
     s.model = std::move(*m);
+    fuse(*s.model.stepGraph);  // as kiln train compiles it
     std::mt19937 rng(11);
     for (Node* in : s.model.stepGraph->inputs()) {
       const TensorType& t = in->result()->type();
