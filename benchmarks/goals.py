@@ -100,7 +100,11 @@ def main():
 
     tr = bench(kiln, "fashion_mlp", "200", a.threads, mode="train")
     kiln_ms = tr[("fused", 200)] * 1e3
+    # PyTorch at its best: with more threads than 1, the faster of 1 and N (on this 2-core
+    # machine its 2-thread step is slower than its 1-thread one).
     torch_ms = pytorch_train_step(a.threads)
+    if a.threads > 1 and torch_ms is not None:
+        torch_ms = min(torch_ms, pytorch_train_step(1) or torch_ms)
     if torch_ms is None:
         goal("fashion_mlp training step, batch 200, vs PyTorch", f"Kiln {kiln_ms:.2f} ms; PyTorch not installed",
              ">= 1.3x", False)
@@ -110,6 +114,7 @@ def main():
              f"{kiln_ms:.2f} vs {torch_ms:.2f} ms = {r:.2f}x", ">= 1.3x", r >= 1.3)
 
     got, peak = matmul_share_of_peak(kernels, a.threads)
+    peak *= a.threads  # BM_FmaPeak is one core's
     goal("training-step matrix products vs FP32 peak", f"{got:.0f} of {peak:.0f} GFLOP/s = {got / peak:.0%}",
          ">= 60%", got / peak >= 0.6)
 
