@@ -37,9 +37,11 @@ TEST(BadCheckpointTest, EveryFileFailsWithItsExpectedError) {
     EXPECT_NE(s.error().str().find(want), std::string::npos) << file << ": " << s.error().str();
   }
   // Every damaged file is listed (a new one without an expectation fails here).
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".safetensors" && e.path().filename() != "good.safetensors")
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".safetensors" && e.path().filename() != "good.safetensors") {
       EXPECT_TRUE(listed.count(e.path().filename().string())) << e.path() << " has no line in expected.txt";
+    }
+  }
   EXPECT_GE(listed.size(), 14u);
 
   InterpreterExecutor exec(*m->stepGraph, /*updatesState=*/true, 0);

@@ -109,8 +109,9 @@ TEST(BadInputTest, EveryFileFailsWithItsExpectedError) {
       EXPECT_NE(error.find(sub), std::string::npos)
           << "expected: " << sub << "\nactual error:\n" << error;
     }
-    if (ex.diagnostics >= 0)
+    if (ex.diagnostics >= 0) {
       EXPECT_EQ(count, static_cast<size_t>(ex.diagnostics)) << "actual error:\n" << error;
+    }
     ++checked;
   }
   for (const auto& [name, ex] : binary) ADD_FAILURE() << "binary_expectations.txt names missing " << name;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "TestUtil.h"
 #include "runtime/AbiKernels.h"
 #include "runtime/KilnABI.h"
 #include "runtime/ThreadPool.h"
@@ -18,14 +19,7 @@
 namespace kiln::rt {
 namespace {
 
-class ScopedThreads {
- public:
-  explicit ScopedThreads(int n) : saved_(kiln_rt_get_num_threads()) { kiln_rt_set_num_threads(n); }
-  ~ScopedThreads() { kiln_rt_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using test::ScopedThreads;
 
 struct Case {
   int64_t m, n, k;

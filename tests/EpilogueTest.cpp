@@ -39,12 +39,7 @@ std::unique_ptr<frontend::ExpandedModel> fashionMlp() {
   return m ? std::make_unique<frontend::ExpandedModel>(std::move(*m)) : nullptr;
 }
 
-// Runs the runtime with `n` threads for its lifetime.
-struct Threads {
-  explicit Threads(int n) : before(kiln_rt_get_num_threads()) { kiln_rt_set_num_threads(n); }
-  ~Threads() { kiln_rt_set_num_threads(before); }
-  int before;
-};
+using Threads = test::ScopedThreads;
 
 // Options whose epilogues split the product into blocks of `bytes` (the default, 0, leaves the
 // block size to the runtime).

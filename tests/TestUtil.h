@@ -9,6 +9,7 @@
 #include "compiler/interpreter/Interpreter.h"
 #include "ir/ProtoIO.h"
 #include "ir/Verifier.h"
+#include "runtime/KilnABI.h"
 
 namespace kiln::test {
 
@@ -36,5 +37,18 @@ inline std::string verifyError(const std::string& text, const std::string& file 
   Status s = verifyGraph(**g);
   return s ? "" : s.error().str();
 }
+
+/// Sets the runtime's thread count (kiln_rt_set_num_threads) for one scope and restores the
+/// previous one.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n) : saved_(kiln_rt_get_num_threads()) { kiln_rt_set_num_threads(n); }
+  ~ScopedThreads() { kiln_rt_set_num_threads(saved_); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace kiln::test

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "TestUtil.h"
 #include "runtime/AbiKernels.h"
 #include "runtime/KilnABI.h"
 #include "runtime/ThreadPool.h"
@@ -20,15 +21,7 @@
 namespace kiln::rt {
 namespace {
 
-/// Sets the runtime's thread count for one scope and restores the previous one.
-class ScopedThreads {
- public:
-  explicit ScopedThreads(int n) : saved_(kiln_rt_get_num_threads()) { kiln_rt_set_num_threads(n); }
-  ~ScopedThreads() { kiln_rt_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using test::ScopedThreads;
 
 TEST(PartitionTest, ChunksCoverTheRangeInWholeGrains) {
   for (int threads : {1, 2, 3, 4, 7})
