@@ -33,6 +33,9 @@ extern "C" {
               RandomStream::forStep(seed, n's name, step), so a compiled step and an interpreted
               one with the same seed and step use the same masks. Graphs without random ops
               ignore both.
+     No two of these buffers (each input, output and parameter, and the arena) may overlap: the
+     generated code assumes it, as BLAS does of its arguments (it lets loops that update state in
+     place or read a stored scalar vectorize).
      Returns 0, or the 1-based id of a failed run-time check (id 1: batch < 1; others: a label
      outside the classes, an integer division by zero, a cast out of range); the outputs (and the
      state, for a training step) are then unspecified. The generated code allocates nothing.

@@ -25,6 +25,16 @@ Value* reassocAdd(llvm::IRBuilder<>& b, Value* acc, Value* v) {
 }  // namespace
 
 void FunctionEmitter::emitNode(const Node& n) {
+  // The loop this node emits is its epilogue's when it is a matmul with one (the product itself
+  // is a runtime call); an epilogue node emits nothing at its own position.
+  const Node* loopNode = &n;
+  if (auto e = s_.epilogues.find(&n); e != s_.epilogues.end()) loopNode = e->second;
+  beginAliasScopes(*loopNode);
+  emitNodeLoops(n);
+  endAliasScopes();
+}
+
+void FunctionEmitter::emitNodeLoops(const Node& n) {
   switch (n.op()) {
     case OpKind::Input: case OpKind::Parameter: case OpKind::Constant: return;
     case OpKind::MatMul: {

@@ -1,6 +1,8 @@
 // FunctionEmitter's plumbing: types, index arithmetic, loads and stores, loops, run-time checks.
 #include "compiler/codegen/Emitter.h"
 
+#include <llvm/IR/MDBuilder.h>
+
 #include <algorithm>
 
 #include "runtime/KilnABI.h"
@@ -83,8 +85,9 @@ llvm::Value* FunctionEmitter::load(const Value* v, const Index& idx) {
   const TensorType& t = v->type();
   llvm::Type* mt = memType(t.dtype);
   llvm::Value* p = b_.CreateInBoundsGEP(mt, bufferOf(v), linearOf(idx, t.shape));
-  llvm::Value* x = b_.CreateAlignedLoad(mt, p, llvm::Align(dtypeSize(t.dtype)));
-  if (t.dtype == DType::Bool) x = b_.CreateICmpNE(x, b_.getInt8(0));
+  llvm::LoadInst* x = b_.CreateAlignedLoad(mt, p, llvm::Align(dtypeSize(t.dtype)));
+  annotateAccess(x, v);
+  if (t.dtype == DType::Bool) return b_.CreateICmpNE(x, b_.getInt8(0));
   return x;
 }
 
@@ -93,7 +96,41 @@ void FunctionEmitter::store(const Value* v, llvm::Value* linear, llvm::Value* x)
   llvm::Type* mt = memType(t.dtype);
   if (t.dtype == DType::Bool) x = b_.CreateZExt(x, mt);
   llvm::Value* p = b_.CreateInBoundsGEP(mt, bufferOf(v), linear);
-  b_.CreateAlignedStore(x, p, llvm::Align(dtypeSize(t.dtype)));
+  annotateAccess(b_.CreateAlignedStore(x, p, llvm::Align(dtypeSize(t.dtype))), v);
+}
+
+void FunctionEmitter::beginAliasScopes(const Node& loopNode) {
+  accessScopes_.clear();
+  std::vector<const Value*> touched = storedReads(loopNode, s_);
+  for (size_t r = 0; r < loopNode.numResults(); ++r)
+    if (!s_.isInlined(loopNode.result(r))) touched.push_back(loopNode.result(r));
+  // One scope per distinct buffer pointer; constants (read-only globals) need none.
+  llvm::MDBuilder md(m_.getContext());
+  if (!aliasDomain_) aliasDomain_ = md.createAnonymousAliasScopeDomain("kiln.buffers");
+  std::map<const Value*, llvm::MDNode*> scopes;
+  for (const Value* v : touched) {
+    auto it = buffers_.find(v);
+    if (it == buffers_.end() || llvm::isa<llvm::GlobalValue>(it->second)) continue;
+    llvm::MDNode*& scope = scopeOfBuffer_[it->second];
+    if (!scope) scope = md.createAnonymousAliasScope(aliasDomain_, v->name());
+    scopes[v] = scope;
+  }
+  for (const auto& [v, scope] : scopes) {
+    std::vector<llvm::Metadata*> others;
+    for (const auto& [w, other] : scopes)
+      if (other != scope && std::find(others.begin(), others.end(), other) == others.end())
+        others.push_back(other);
+    if (others.empty()) continue;  // Nothing else in this loop to be told apart from.
+    accessScopes_[v] = {llvm::MDNode::get(m_.getContext(), {scope}),
+                        llvm::MDNode::get(m_.getContext(), others)};
+  }
+}
+
+void FunctionEmitter::annotateAccess(llvm::Instruction* inst, const Value* v) {
+  auto it = accessScopes_.find(v);
+  if (it == accessScopes_.end()) return;
+  inst->setMetadata(llvm::LLVMContext::MD_alias_scope, it->second.scope);
+  inst->setMetadata(llvm::LLVMContext::MD_noalias, it->second.noalias);
 }
 
 llvm::Value* FunctionEmitter::bufferOf(const Value* v) {

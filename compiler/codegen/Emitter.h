@@ -53,6 +53,15 @@ class FunctionEmitter {
   Index broadcastIndex(Index& idx, const Shape& out, const Shape& in);
 
   // ---- Memory ----
+  /// Alias scopes for the loop of `loopNode` (emitNode calls it): every buffer that loop reads or
+  /// writes gets a scope, and each load and store of one of them is marked as not aliasing the
+  /// others. They are disjoint memory (the arena plan never overlaps buffers alive at the same
+  /// step; inputs, outputs, parameters and the arena must not overlap: runtime/KilnABI.h), but
+  /// LLVM cannot see it through pointers loaded from the argument arrays, and without it a loop
+  /// that reads a scalar or updates state in place stays scalar ("unknown data dependence").
+  /// Buffers that are the same memory (a state update written into its parameter) share a scope.
+  void beginAliasScopes(const Node& loopNode);
+  void endAliasScopes() { accessScopes_.clear(); }
   llvm::Value* load(const Value* v, const Index& idx);
   void store(const Value* v, llvm::Value* linear, llvm::Value* x);
   /// A stack slot in the entry block (promoted to registers by mem2reg).
@@ -115,6 +124,7 @@ class FunctionEmitter {
  private:
   llvm::Value* elementwise(const Node& n, unsigned result, Index& idx);
   llvm::Value* injective(const Node& n, Index& idx);
+  void emitNodeLoops(const Node& n);
   void emitMatMul(const Node& n);
   /// The matmul n in row blocks, each followed by epilogue's loop over that block's rows.
   void emitMatMulWithEpilogue(const Node& n, const Node& epilogue);
@@ -155,6 +165,15 @@ class FunctionEmitter {
   llvm::Value* seed_ = nullptr;
   llvm::Value* step_ = nullptr;
   std::map<const Value*, llvm::Value*> buffers_;
+  /// Marks a load or store of v's buffer with the current loop's alias scopes (if v has any).
+  void annotateAccess(llvm::Instruction* inst, const Value* v);
+  llvm::MDNode* aliasDomain_ = nullptr;
+  std::map<llvm::Value*, llvm::MDNode*> scopeOfBuffer_;  // by the buffer's pointer in the entry function
+  struct AccessScopes {
+    llvm::MDNode* scope = nullptr;    // !alias.scope: the buffer's own scope
+    llvm::MDNode* noalias = nullptr;  // !noalias: the other buffers of the current loop
+  };
+  std::map<const Value*, AccessScopes> accessScopes_;  // the current loop's buffers
   std::vector<std::string> checks_;
   std::vector<llvm::AllocaInst*> columnBlocks_;
 };
