@@ -61,7 +61,7 @@ void BM_Matmul(benchmark::State& state) {
 
 /// fashion_mlp's products: y = x W for each layer at batch 1, 64, 200 and 256, and at the
 /// training batch 200 the backward ones, dW = x^T dy (A transposed) and dx = dy W^T (B
-/// transposed); each with 1 and 2 threads.
+/// transposed); deep_selu's at batch 256; each with 1 and 2 threads.
 void matmulShapes(benchmark::internal::Benchmark* b) {
   const int64_t layers[3][2] = {{784, 300}, {300, 100}, {100, 10}};
   for (int threads : {1, 2}) {
@@ -71,6 +71,13 @@ void matmulShapes(benchmark::internal::Benchmark* b) {
       b->Args({in, out, 200, 1, 0, threads});
       b->Args({200, in, out, 0, 1, threads});
     }
+    // deep_selu's hidden layers at batch 256: forward, weight gradient, input gradient; and its
+    // first layer's forward and weight gradient.
+    b->Args({256, 100, 100, 0, 0, threads});
+    b->Args({100, 100, 256, 1, 0, threads});
+    b->Args({256, 100, 100, 0, 1, threads});
+    b->Args({256, 100, 784, 0, 0, threads});
+    b->Args({784, 100, 256, 1, 0, threads});
   }
 }
 BENCHMARK(BM_Matmul)

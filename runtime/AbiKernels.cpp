@@ -19,6 +19,7 @@
 
 #include "runtime/AbiKernels.h"
 #include "runtime/KilnABI.h"
+#include "runtime/SmallGemm.h"
 #include "runtime/ThreadPool.h"
 
 namespace {
@@ -120,10 +121,30 @@ struct Product {
   T* c;
   int64_t ldc;
   T alpha, beta;
+  /// Computed by kiln_small_gemm::product (decided once for the whole product, so that every
+  /// chunk of a split one sums the same way).
+  bool small = false;
 };
+
+/// Whether the product C[m,n] = op(A) op(B) takes kiln_small_gemm's unpacked kernel: B stored
+/// [k,n] (not transposed) and small enough to stay in cache, more than one row (one row streams
+/// B through Eigen's matrix-vector kernel).
+template <class T>
+bool smallProduct(const Product<T>& p) {
+  return kiln_small_gemm::kAvailable && !p.tb && p.alpha == T(1) && p.beta == T(0) && p.m >= 2 &&
+         p.n > 0 && p.k > 0 && p.n * p.k <= kiln_small_gemm::kMaxBElements;
+}
+
+template <class T>
+void smallSerial(const Product<T>& p) {
+  kiln_small_gemm::Operands<T> o{p.k, p.a, p.ta ? 1 : p.lda, p.ta ? p.lda : 1,
+                                 p.b, p.ldb, p.c, p.ldc};
+  kiln_small_gemm::product(o, p.m, p.n);
+}
 
 template <class T>
 void matmulSerial(const Product<T>& p) {
+  if (p.small && p.m > 0 && p.n > 0) return smallSerial(p);
   // beta == 0 must not read C (it may hold NaN from an earlier use of the arena). Plain loops,
   // not Eigen expressions, for the same reason as GemmIndex.
   if (p.beta != T(1))
@@ -139,7 +160,7 @@ void matmulSerial(const Product<T>& p) {
   if (p.m == 1 && (!p.ta || p.lda == 1)) return gemv(p.n, p.k, p.a, p.b, p.ldb, p.tb, p.c, p.alpha);
   // A row-major [k, m] matrix is op(A) = A^T in column-major order with the same stride.
   constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
-  auto [m, n, k, a, lda, ta, b, ldb, tb, c, ldc, alpha, beta] = p;
+  auto [m, n, k, a, lda, ta, b, ldb, tb, c, ldc, alpha, beta, small] = p;
   if (!ta && !tb) gemm<T, R, R>(m, n, k, a, lda, b, ldb, c, ldc, alpha);
   else if (ta && !tb) gemm<T, Cm, R>(m, n, k, a, lda, b, ldb, c, ldc, alpha);
   else if (!ta && tb) gemm<T, R, Cm>(m, n, k, a, lda, b, ldb, c, ldc, alpha);
@@ -152,8 +173,9 @@ void matmulSerial(const Product<T>& p) {
 /// so each element sums in the same order for any split: results are bit-identical across
 /// thread counts (ThreadPoolTest checks it on ragged shapes and every transpose).
 template <class T>
-void matmul(const Product<T>& p) {
+void matmul(Product<T> p) {
   using kiln::rt::MatmulSplit;
+  p.small = smallProduct(p);
   MatmulSplit split =
       kiln::rt::planMatmulSplit(p.m, p.n, p.k, kiln::rt::numThreads(), sizeof(T));
   if (split.dim == MatmulSplit::Dim::Rows) {
@@ -295,6 +317,9 @@ class BlockedGemm {
 /// would leave nothing to share between threads, and the plain kernel splits such a product over
 /// columns instead (and at one row streams B without packing it).
 constexpr int64_t kMinBlockedRows = 16;
+/// Bytes of C per row block of a blocked product that takes the small kernel (nothing to pack, so
+/// small blocks cost nothing and the epilogue reads C from L1).
+constexpr int64_t kSmallEpilogueBlockBytes = int64_t(32) << 10;
 
 template <class T, int BOrder, int AOrder>
 void matmulBlockedWith(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
@@ -342,6 +367,25 @@ void runBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool t
   if (m < kMinBlockedRows || n == 0 || k == 0) {
     matmul<T>({m, n, k, a, lda, ta, b, ldb, tb, c, ldc, T(1), T(0)});
     if (epilogue) epilogue(0, m, ctx);
+    return;
+  }
+  if (smallProduct<T>({m, n, k, a, lda, ta, b, ldb, tb, c, ldc, T(1), T(0)})) {
+    // Nothing is packed, so blocks cost nothing: blocks of C small enough to stay in L1 for
+    // the epilogue, whole blocks per chunk of rows on the pool (the same sums for any split).
+    // Whole multiples of 24 rows: of 8 (the ABI's rounding) and of the kernel's 6- or 4-row tiles.
+    if (blockRows <= 0)
+      blockRows = std::max<int64_t>(24, kSmallEpilogueBlockBytes / (n * int64_t(sizeof(T))) / 24 * 24);
+    int64_t minRows = std::max<int64_t>(1, (int64_t(1) << 17) / (n * k));
+    const int64_t grain = (minRows + blockRows - 1) / blockRows * blockRows;
+    kiln::rt::parallelFor(m, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t rb = r0; rb < r1; rb += blockRows) {
+        int64_t re = std::min(rb + blockRows, r1);
+        Product<T> q{re - rb, n, k, ta ? a + rb : a + rb * lda, lda, ta, b, ldb, tb,
+                     c + rb * ldc, ldc, T(1), T(0), /*small=*/true};
+        smallSerial(q);
+        if (epilogue) epilogue(rb, re, ctx);
+      }
+    });
     return;
   }
   if (blockRows <= 0 && kiln::rt::numThreads() > 1) {
@@ -424,6 +468,11 @@ MatmulSplit planMatmulSplit(int64_t m, int64_t n, int64_t k, int threads, int el
     s.chunks = Partition::of(n, colGrain, threads).chunks;
   }
   return s;
+}
+
+bool unpackedMatmul(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int elementBytes) {
+  if (elementBytes == 4) return smallProduct<float>({m, n, k, nullptr, 0, ta, nullptr, 0, tb, nullptr, 0, 1.0f, 0.0f});
+  return smallProduct<double>({m, n, k, nullptr, 0, ta, nullptr, 0, tb, nullptr, 0, 1.0, 0.0});
 }
 
 int64_t defaultEpilogueBlockRows(int64_t m, int64_t n, int64_t k, int elementBytes) {

@@ -23,6 +23,12 @@ struct MatmulSplit {
 /// `elementBytes` is sizeof(float) or sizeof(double).
 MatmulSplit planMatmulSplit(int64_t m, int64_t n, int64_t k, int threads, int elementBytes);
 
+/// Whether kiln_rt_matmul_* computes C = op(A) op(B) (alpha 1, beta 0) with the unpacked
+/// register-tiled kernel (runtime/SmallGemm.h) rather than Eigen's: then each element of C is
+/// exactly the fused multiply-add chain c = fma(a_i0, b_0j, 0), c = fma(a_i1, b_1j, c), ... over
+/// k in order, in the precision of T (tests hold it to that, bit for bit).
+bool unpackedMatmul(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int elementBytes);
+
 /// Rows of C per epilogue call of kiln_rt_matmul_*_blocked for these sizes: a multiple of 8.
 int64_t defaultEpilogueBlockRows(int64_t m, int64_t n, int64_t k, int elementBytes);
 
