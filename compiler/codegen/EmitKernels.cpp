@@ -26,10 +26,15 @@ Value* reassocAdd(llvm::IRBuilder<>& b, Value* acc, Value* v) {
 
 void FunctionEmitter::emitNode(const Node& n) {
   // The loop this node emits is its epilogue's when it is a matmul with one (the product itself
-  // is a runtime call); an epilogue node emits nothing at its own position.
-  const Node* loopNode = &n;
-  if (auto e = s_.epilogues.find(&n); e != s_.epilogues.end()) loopNode = e->second;
-  beginAliasScopes(*loopNode);
+  // is a runtime call), or the merged loop of all its members when it heads one; an epilogue
+  // node, or a merged loop's later member, emits nothing at its own position.
+  std::vector<const Node*> loopNodes = {&n};
+  if (auto e = s_.epilogues.find(&n); e != s_.epilogues.end()) loopNodes = {e->second};
+  if (const std::vector<const Node*>* members = s_.mergedLoopOf(&n)) {
+    if (members->front() != &n) return;
+    loopNodes = *members;
+  }
+  beginAliasScopes(loopNodes);
   emitNodeLoops(n);
   endAliasScopes();
 }
@@ -58,13 +63,36 @@ void FunctionEmitter::emitNodeLoops(const Node& n) {
 }
 
 void FunctionEmitter::emitElemental(const Node& n) {
-  // Elemental ops that are stored: one loop over the result, their inlined operands fused in.
+  // Elemental ops that are stored: one loop over the result, their inlined operands fused in; a
+  // merged loop stores every member's results, in order, in one loop over their common shape.
+  if (const std::vector<const Node*>* members = s_.mergedLoopOf(&n)) {
+    std::vector<const kiln::Value*> stored;
+    std::vector<const kiln::Value*> reads;
+    for (const Node* m : *members) {
+      for (size_t r = 0; r < m->numResults(); ++r)
+        if (!s_.isInlined(m->result(r)) && buffers_.count(m->result(r))) stored.push_back(m->result(r));
+      for (const kiln::Value* v : storedReads(*m, s_)) reads.push_back(v);
+    }
+    if (!stored.empty()) emitElementalLoop(stored, reads);
+    return;
+  }
   for (size_t r = 0; r < n.numResults(); ++r) {
     const kiln::Value* v = n.result(r);
     if (s_.isInlined(v) || !buffers_.count(v)) continue;
-    auto serial = [&] {
-      loopNest(v->type().shape, [&](Index& idx) { store(v, idx.linear, compute(v, idx)); });
+    emitElementalLoop({v}, storedReads(n, s_));
+  }
+}
+
+void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& stored,
+                                        const std::vector<const kiln::Value*>& reads) {
+  {
+    const kiln::Value* v = stored.front();
+    // Each element of every stored value, in order: a later one reads an earlier one's element
+    // back from where it was just stored (the same index), which LLVM forwards from the store.
+    auto body = [&](Index& idx) {
+      for (const kiln::Value* w : stored) store(w, idx.linear, compute(w, idx));
     };
+    auto serial = [&] { loopNest(v->type().shape, body); };
     // Rows of at least this many elements in all go through the runtime's pool when it has
     // several threads: below, waking a worker costs more than the loop (ThreadPool's 2^17
     // multiply-adds per chunk for matmuls; an elementwise op is one to a few dozen operations).
@@ -79,7 +107,7 @@ void FunctionEmitter::emitElemental(const Node& n) {
     bool mayBeLarge = staticInner && (shape[0] == kBatch || shape[0] * inner >= kParallelElements);
     if (!mayBeLarge) {
       serial();
-      continue;
+      return;
     }
     // Each element is computed on its own, so splitting the rows changes no bit of the result.
     llvm::FunctionCallee threads = m_.getOrInsertFunction(
@@ -94,8 +122,8 @@ void FunctionEmitter::emitElemental(const Node& n) {
     llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx, "elemental.done", fn_);
     b_.CreateCondBr(big, par, ser);
     b_.SetInsertPoint(par);
-    std::vector<const kiln::Value*> values = storedReads(n, s_);
-    values.push_back(v);
+    std::vector<const kiln::Value*> values = reads;
+    values.insert(values.end(), stored.begin(), stored.end());
     // Chunks of at least 16K elements.
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(inner, 1));
     parallelLoop(fn_->getName().str() + ".elemental." + v->name(), rows, grain, values,
@@ -107,7 +135,7 @@ void FunctionEmitter::emitElemental(const Node& n) {
                          [&](size_t k, std::vector<Value*> dims, Value* lin) {
                            if (k == shape.size()) {
                              Index idx{dims, lin};
-                             store(v, idx.linear, compute(v, idx));
+                             body(idx);
                              return;
                            }
                            Value* dk = dimSize(shape[k]);

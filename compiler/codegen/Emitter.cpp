@@ -99,11 +99,14 @@ void FunctionEmitter::store(const Value* v, llvm::Value* linear, llvm::Value* x)
   annotateAccess(b_.CreateAlignedStore(x, p, llvm::Align(dtypeSize(t.dtype))), v);
 }
 
-void FunctionEmitter::beginAliasScopes(const Node& loopNode) {
+void FunctionEmitter::beginAliasScopes(const std::vector<const Node*>& loopNodes) {
   accessScopes_.clear();
-  std::vector<const Value*> touched = storedReads(loopNode, s_);
-  for (size_t r = 0; r < loopNode.numResults(); ++r)
-    if (!s_.isInlined(loopNode.result(r))) touched.push_back(loopNode.result(r));
+  std::vector<const Value*> touched;
+  for (const Node* n : loopNodes) {
+    for (const Value* v : storedReads(*n, s_)) touched.push_back(v);
+    for (size_t r = 0; r < n->numResults(); ++r)
+      if (!s_.isInlined(n->result(r))) touched.push_back(n->result(r));
+  }
   // One scope per distinct buffer pointer; constants (read-only globals) need none.
   llvm::MDBuilder md(m_.getContext());
   if (!aliasDomain_) aliasDomain_ = md.createAnonymousAliasScopeDomain("kiln.buffers");

@@ -53,14 +53,14 @@ class FunctionEmitter {
   Index broadcastIndex(Index& idx, const Shape& out, const Shape& in);
 
   // ---- Memory ----
-  /// Alias scopes for the loop of `loopNode` (emitNode calls it): every buffer that loop reads or
+  /// Alias scopes for the loop of `loopNodes` (emitNode calls it): every buffer that loop reads or
   /// writes gets a scope, and each load and store of one of them is marked as not aliasing the
   /// others. They are disjoint memory (the arena plan never overlaps buffers alive at the same
   /// step; inputs, outputs, parameters and the arena must not overlap: runtime/KilnABI.h), but
   /// LLVM cannot see it through pointers loaded from the argument arrays, and without it a loop
   /// that reads a scalar or updates state in place stays scalar ("unknown data dependence").
   /// Buffers that are the same memory (a state update written into its parameter) share a scope.
-  void beginAliasScopes(const Node& loopNode);
+  void beginAliasScopes(const std::vector<const Node*>& loopNodes);
   void endAliasScopes() { accessScopes_.clear(); }
   llvm::Value* load(const Value* v, const Index& idx);
   void store(const Value* v, llvm::Value* linear, llvm::Value* x);
@@ -130,6 +130,9 @@ class FunctionEmitter {
   void emitMatMulWithEpilogue(const Node& n, const Node& epilogue);
   /// Stores every stored result of elemental node n (one loop over the result).
   void emitElemental(const Node& n);
+  /// One loop over the shape of stored[0] (every value in `stored` has it) computing and storing
+  /// each value of `stored` per element, in order; `reads` are the stored values the loop reads.
+  void emitElementalLoop(const std::vector<const Value*>& stored, const std::vector<const Value*>& reads);
   void emitReduction(const Node& n);
   void emitSoftmax(const Node& n, bool log);
   void emitSparseCrossEntropy(const Node& n, bool accuracy);

@@ -66,6 +66,7 @@ Expected<std::unique_ptr<JitGraph>> JitGraph::compile(const Graph& g, const JitO
   jg->returned_ = lowered.returnedOutputs;
   jg->updates_ = lowered.stateUpdates;
   jg->storedNodes_ = lowered.storedNodes;
+  jg->mergedNodes_ = lowered.mergedNodes;
 
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) return llvmError("cannot detect the host", jtmb.takeError());

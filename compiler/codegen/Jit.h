@@ -56,6 +56,8 @@ class JitGraph {
   const std::vector<LoweredGraph::StateUpdate>& stateUpdates() const { return updates_; }
   /// Loops the entry point stores (fused elementwise groups count once).
   int storedNodes() const { return storedNodes_; }
+  /// Nodes whose results another node's merged loop stores (Schedule::mergedLoops).
+  int mergedNodes() const { return mergedNodes_; }
   const std::string& optimizedIR() const { return ir_; }
   /// Seconds spent lowering, optimizing and generating machine code.
   double compileSeconds() const { return compileSeconds_; }
@@ -86,6 +88,7 @@ class JitGraph {
   std::vector<std::string> checkMessages_;
   std::string ir_;
   int storedNodes_ = 0;
+  int mergedNodes_ = 0;
   double compileSeconds_ = 0;
 };
 

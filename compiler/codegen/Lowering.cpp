@@ -152,6 +152,7 @@ Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::s
     if (!seen.insert(g.outputs()[u.output].value).second) u.viaArena = true;
   orderStateWrites(out.schedule, out.stateUpdates, params, g);
   planEpilogues(g, out.schedule);
+  planLoopMerges(g, out.schedule);
   out.plan = planMemory(g, out.schedule);
   // Arena temporaries for the updates that cannot be written in place: after the planned
   // static region (parameters have no batch dimension), alive for the whole call.
@@ -262,7 +263,10 @@ Expected<LoweredGraph> lowerGraph(const Graph& g, llvm::LLVMContext& ctx, std::s
   for (const Node* n : out.schedule.order) {
     bool stores = false;
     for (size_t r = 0; r < n->numResults(); ++r) stores |= e.hasBuffer(n->result(r));
-    if (stores && n->op() != OpKind::Input && n->op() != OpKind::Parameter) ++out.storedNodes;
+    // A merged loop's later members run inside its first member's loop.
+    const std::vector<const Node*>* merged = out.schedule.mergedLoopOf(n);
+    if (merged && merged->front() != n) ++out.mergedNodes;
+    else if (stores && n->op() != OpKind::Input && n->op() != OpKind::Parameter) ++out.storedNodes;
     e.emitNode(*n);
   }
   // Outputs that are leaves or repeat another output: copied element by element; then the new

@@ -39,8 +39,10 @@ struct LoweredGraph {
     bool viaArena = false;
   };
   std::vector<StateUpdate> stateUpdates;
-  /// How many loops the predict function stores (fused groups plus kernels): for reports.
+  /// How many loops the predict function stores (fused groups, merged loops, kernels): for reports.
   int storedNodes = 0;
+  /// Nodes whose results are stored by another node's merged loop (Schedule::mergedLoops).
+  int mergedNodes = 0;
 };
 
 /// Lowers `g` (verified) into a new module of `ctx`, with the entry point NAME_`entry`

@@ -92,6 +92,56 @@ void planEpilogues(const Graph& g, Schedule& s) {
   }
 }
 
+void planLoopMerges(const Graph& g, Schedule& s) {
+  s.mergedLoops.clear();
+  const std::set<const Value*> outputs = passes::outputValues(g);
+  auto stored = [&](const Node* n) {
+    std::vector<const Value*> r;
+    for (size_t k = 0; k < n->numResults(); ++k) {
+      const Value* v = n->result(k);
+      if (!s.isInlined(v) && (outputs.count(v) || !v->users().empty())) r.push_back(v);
+    }
+    return r;
+  };
+  // The shape of n's loop when n may share one, else nullptr.
+  auto loopShape = [&](const Node* n, const std::vector<const Value*>& results) -> const Shape* {
+    switch (n->op()) {
+      case OpKind::MatMul: case OpKind::ReduceSum: case OpKind::ReduceMean: case OpKind::ReduceMax:
+      case OpKind::Softmax: case OpKind::LogSoftmax: case OpKind::SparseSoftmaxCrossEntropy:
+      case OpKind::Accuracy: case OpKind::BinaryCrossEntropyWithLogits:
+      case OpKind::MeanSquaredError: case OpKind::ArgMax:
+        return nullptr;
+      case OpKind::BatchNorm:
+        if (n->b("training")) return nullptr;
+        break;
+      default:
+        break;
+    }
+    if (fusionGroup(*n) < 0 || s.isEpilogue(n)) return nullptr;
+    for (const Value* v : results)
+      if (v->type().shape != results.front()->type().shape) return nullptr;
+    return &results.front()->type().shape;
+  };
+  const Node* head = nullptr;
+  const Shape* headShape = nullptr;
+  for (const Node* n : s.order) {
+    if (n->op() == OpKind::Input || n->op() == OpKind::Parameter || n->op() == OpKind::Constant)
+      continue;
+    std::vector<const Value*> results = stored(n);
+    if (results.empty()) continue;  // Computed inside its reader's loop: emits nothing here.
+    const Shape* shape = loopShape(n, results);
+    if (head && shape && *shape == *headShape) {
+      s.mergedLoops[head].push_back(n);
+      continue;
+    }
+    head = shape ? n : nullptr;
+    headShape = shape;
+    if (head) s.mergedLoops[head] = {n};
+  }
+  for (auto it = s.mergedLoops.begin(); it != s.mergedLoops.end();)
+    it = it->second.size() < 2 ? s.mergedLoops.erase(it) : std::next(it);
+}
+
 std::vector<const Value*> storedReads(const Node& n, const Schedule& s) {
   std::vector<const Value*> out;
   std::vector<const Value*> work(n.operands().begin(), n.operands().end());
@@ -118,13 +168,25 @@ MemoryPlan planMemory(const Graph& g, const Schedule& s) {
   for (const GraphOutput& o : g.outputs()) outputs.insert(o.value);
   MemoryPlan plan;
   std::map<const Value*, size_t> slotOf;
+  // A merged loop runs all its members at once: what any of them reads stays alive until the
+  // last member's step, and every member's results are written from the first member's step.
+  std::map<const Node*, std::pair<int, int>> mergedSpan;
+  {
+    std::map<const Node*, int> stepOf;
+    for (size_t step = 0; step < s.order.size(); ++step) stepOf[s.order[step]] = static_cast<int>(step);
+    for (const auto& [head, members] : s.mergedLoops)
+      for (const Node* m : members) mergedSpan[m] = {stepOf.at(members.front()), stepOf.at(members.back())};
+  }
   for (size_t step = 0; step < s.order.size(); ++step) {
     const Node* n = s.order[step];
+    auto span = mergedSpan.find(n);
+    const int readUntil = span != mergedSpan.end() ? span->second.second : static_cast<int>(step);
+    const int writeFrom = span != mergedSpan.end() ? span->second.first : static_cast<int>(step);
     // A node's loop reads its operands while writing its results, so both are alive at `step`:
     // a result never shares memory with what it is computed from.
     for (const Value* r : storedReads(*n, s)) {
       auto it = slotOf.find(r);
-      if (it != slotOf.end()) plan.slots[it->second].lastStep = static_cast<int>(step);
+      if (it != slotOf.end()) plan.slots[it->second].lastStep = std::max(plan.slots[it->second].lastStep, readUntil);
     }
     // An epilogue's loop runs between the row blocks of its matmul: the matmul's operands are
     // still read while it writes, so they stay alive until its step.
@@ -132,7 +194,7 @@ MemoryPlan planMemory(const Graph& g, const Schedule& s) {
       if (e != n) continue;
       for (const Value* r : storedReads(*mm, s)) {
         auto it = slotOf.find(r);
-        if (it != slotOf.end()) plan.slots[it->second].lastStep = static_cast<int>(step);
+        if (it != slotOf.end()) plan.slots[it->second].lastStep = std::max(plan.slots[it->second].lastStep, static_cast<int>(step));
       }
     }
     if (n->op() == OpKind::Input || n->op() == OpKind::Parameter) continue;
@@ -148,7 +210,8 @@ MemoryPlan planMemory(const Graph& g, const Schedule& s) {
       int64_t count = 1;
       for (int64_t d : t.shape) count *= d == kBatch ? 1 : d;
       slot.bytes = roundUp(count * dtypeSize(t.dtype), MemoryPlan::kArenaAlignment);
-      slot.firstStep = slot.lastStep = static_cast<int>(step);
+      slot.firstStep = writeFrom;
+      slot.lastStep = readUntil;
       slotOf[v] = plan.slots.size();
       plan.slots.push_back(slot);
     }

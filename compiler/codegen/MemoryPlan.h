@@ -2,6 +2,7 @@
 // computed inside their user's loop, and where every other intermediate lives in the arena.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -24,6 +25,9 @@ struct Schedule {
   /// the product right after that block is multiplied, while it is still in cache (planEpilogues).
   std::map<const Node*, const Node*> epilogues;
   int64_t epilogueBlockBytes = 0;  // ScheduleOptions::epilogueBlockBytes
+  /// Consecutive elemental nodes that share one loop (planLoopMerges): first member -> every
+  /// member in order. The loop runs at the first member's position; the others emit nothing.
+  std::map<const Node*, std::vector<const Node*>> mergedLoops;
 
   bool isInlined(const Value* v) const { return inlined.count(v) != 0; }
   /// Whether n is some matmul's epilogue (emitted by that matmul, not at its own position).
@@ -31,6 +35,12 @@ struct Schedule {
     for (const auto& [mm, e] : epilogues)
       if (e == n) return true;
     return false;
+  }
+  /// The members of the merged loop n belongs to (n first or not), or nullptr.
+  const std::vector<const Node*>* mergedLoopOf(const Node* n) const {
+    for (const auto& [head, members] : mergedLoops)
+      if (std::find(members.begin(), members.end(), n) != members.end()) return &members;
+    return nullptr;
   }
 };
 
@@ -59,6 +69,17 @@ Expected<Schedule> scheduleGraph(const Graph& g, const ScheduleOptions& options 
 /// product is stored first. The pair then runs as one step: blocks of rows multiplied, each
 /// block's epilogue right after it.
 void planEpilogues(const Graph& g, Schedule& s);
+
+/// Multi-output loops (XLA's sibling and producer-consumer multi-output fusion, restricted to
+/// neighbours): consecutive nodes that emit code, are elemental (not an epilogue), carry a
+/// fusion_group (the fuse-elementwise pass ran) and store results of one and the same shape run as
+/// one loop that computes and stores each member's results element by element, in order. A later
+/// member reads an earlier one's result at the index being computed (same shape, elementwise),
+/// right after it is stored, so the result is the same as one loop per node; an optimizer's
+/// updates of m, v and the weights then pass over memory once instead of once per group. Call it
+/// after planEpilogues, before planMemory (which keeps every buffer a merged loop touches alive
+/// over the whole loop).
+void planLoopMerges(const Graph& g, Schedule& s);
 
 /// One intermediate's place in the arena. Sizes that depend on the batch are per batch row:
 /// the buffer of a [-1, 300] float32 value is 1200 * batch bytes.
