@@ -22,12 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kMlp = test::sourcePath("examples/fashion_mlp/fashion_mlp.model.pbtxt");
 
-fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_aot_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path tempDir(const std::string& name) { return test::freshTempDir("kiln_aot_" + name); }
 
 std::string readText(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

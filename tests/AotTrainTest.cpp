@@ -28,8 +28,7 @@ struct Arena {
 /// then evaluates both; every returned output and every state tensor must agree within `tol`.
 void expectTrainObjectMatchesInterpreter(const std::string& model, uint64_t seed, int steps,
                                          double tol) {
-  fs::path d = fs::temp_directory_path() / ("kiln_aot_train_" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  fs::path d = test::freshTempDir("kiln_aot_train");
   auto [status, err] = test::runCompileCaptured(
       {model, "--mode", "train", "--seed", std::to_string(seed), "-o", d.string()});
   ASSERT_EQ(status, 0) << err;

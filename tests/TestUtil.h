@@ -3,8 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "compiler/interpreter/Interpreter.h"
 #include "ir/ProtoIO.h"
@@ -50,5 +55,27 @@ class ScopedThreads {
  private:
   int saved_;
 };
+
+/// A fresh, empty directory under the system temp directory, NAME_PID, removed with its contents
+/// when the test process exits (ctest runs each test in a process of its own), so that neither a
+/// passing nor a failing test leaves files behind in /tmp.
+inline std::filesystem::path freshTempDir(const std::string& name) {
+  namespace fs = std::filesystem;
+  struct Cleanup {
+    std::vector<fs::path> dirs;
+    ~Cleanup() {
+      for (const fs::path& d : dirs) {
+        std::error_code ec;
+        fs::remove_all(d, ec);
+      }
+    }
+  };
+  static Cleanup cleanup;
+  fs::path d = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  cleanup.dirs.push_back(d);
+  return d;
+}
 
 }  // namespace kiln::test
