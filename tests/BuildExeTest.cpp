@@ -64,7 +64,7 @@ void expectBuiltExecutorsMatchInterpreter(const std::string& model, uint64_t see
   trainFn.messages = (*trainJit)->checkMessages();
   runner::BuiltFunction evalFn =
       builtFunction(eval, (*evalJit)->entryFunction(), (*evalJit)->arenaSizeFunction(), false);
-  fs::path d = fs::temp_directory_path() / ("kiln_build_exe_" + std::to_string(::getpid()));
+  fs::path d = test::freshTempDir("kiln_build_exe");
   std::unique_ptr<test::ObjectLoader> obj;
   if (aot) {
     fs::remove_all(d);

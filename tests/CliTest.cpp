@@ -14,10 +14,7 @@ namespace fs = std::filesystem;
 const std::string kMlp = test::sourcePath("examples/fashion_mlp/fashion_mlp.graph.pbtxt");
 
 fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_cli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::freshTempDir("kiln_cli_" + name);
 }
 
 TEST(CliTest, CheckPrintsTheBookTotals) {

@@ -19,11 +19,7 @@ const std::string kModel = test::sourcePath("examples/fashion_mlp/fashion_mlp.mo
 const std::string kGraph = test::sourcePath("examples/fashion_mlp/fashion_mlp.graph.pbtxt");
 
 fs::path tempDir(const std::string& name) {
-  fs::path d =
-      fs::temp_directory_path() / ("kiln_modelcli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::freshTempDir("kiln_modelcli_" + name);
 }
 
 std::string write(const fs::path& path, const std::string& data) {

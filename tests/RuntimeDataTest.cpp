@@ -7,6 +7,7 @@
 #include <numeric>
 #include <set>
 
+#include "TestUtil.h"
 #include "runtime/Dataset.h"
 #include "runtime/Npy.h"
 
@@ -16,10 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_data_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::freshTempDir("kiln_data_" + name);
 }
 
 void writeBytes(const fs::path& p, const std::string& s) {

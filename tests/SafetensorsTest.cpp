@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "TestUtil.h"
 #include "runtime/Safetensors.h"
 
 namespace kiln::rt {
@@ -83,9 +84,7 @@ TEST(SafetensorsTest, DamageIsAClearError) {
 }
 
 TEST(SafetensorsTest, ACrashMidWriteLeavesThePreviousFileIntact) {
-  fs::path d = fs::temp_directory_path() / ("kiln_atomic_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
+  fs::path d = test::freshTempDir("kiln_atomic");
   const std::string path = (d / "ckpt.safetensors").string();
   const std::string first = encodeSafetensors(sample(1)), second = encodeSafetensors(sample(2));
   ASSERT_EQ(writeFileAtomically(path, first), "");

@@ -16,10 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::freshTempDir("kiln_trainer_" + name);
 }
 
 // Fashion-MNIST once per process: the first `train` rows after the 5,000 validation rows, the

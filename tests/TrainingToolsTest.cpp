@@ -19,10 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path tempDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kiln_tools_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::freshTempDir("kiln_tools_" + name);
 }
 
 const char* kModel = R"(
