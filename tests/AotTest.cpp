@@ -238,6 +238,23 @@ TEST(AotCompile, ObjectWithFoldedBatchNormMatchesTheInterpreter) {
   checkObjectAgainstInterpreter({}, /*exactWeights=*/false);
 }
 
+TEST(AotCompile, EmitLLVMWritesTheOptimizedIR) {
+  fs::path d = tempDir("emit_llvm");
+  auto [status, err] = compile({kMlp, "--mode", "train", "--emit-llvm", "-o", (d / "ir").string()});
+  ASSERT_EQ(status, 0) << err;
+  std::string ir = readText(d / "ir" / "fashion_mlp.ll");
+  EXPECT_NE(ir.find("define i32 @fashion_mlp_train_step("), std::string::npos);
+  EXPECT_NE(ir.find("define i32 @fashion_mlp_evaluate("), std::string::npos);
+  // The loops' buffers carry alias scopes (FunctionEmitter::beginAliasScopes).
+  EXPECT_NE(ir.find("!noalias !"), std::string::npos);
+  EXPECT_NE(ir.find("!alias.scope !"), std::string::npos);
+  // Without the flag, no IR file.
+  auto [status2, err2] = compile({kMlp, "--mode", "infer", "-o", (d / "plain").string()});
+  ASSERT_EQ(status2, 0) << err2;
+  EXPECT_TRUE(fs::exists(d / "plain" / "fashion_mlp.o"));
+  EXPECT_FALSE(fs::exists(d / "plain" / "fashion_mlp.ll"));
+}
+
 TEST(AotCompile, ExternalWeightsAndAArch64Objects) {
   fs::path d = tempDir("external");
   std::string out = (d / "out").string();

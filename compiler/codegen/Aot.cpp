@@ -189,6 +189,13 @@ Expected<AotResult> compileAot(const std::string& rawName,
   r.objectBytes = static_cast<int64_t>(object.size());
   KILN_RETURN_IF_ERROR(writeFile(r.objectPath, std::string_view(object.data(), object.size())));
   KILN_RETURN_IF_ERROR(writeFile(r.headerPath, generateHeader(hs)));
+  if (opts.emitLLVM) {
+    r.irPath = (dir / (name + ".ll")).string();
+    std::string ir;
+    llvm::raw_string_ostream os(ir);
+    module->print(os, nullptr);
+    KILN_RETURN_IF_ERROR(writeFile(r.irPath, ir));
+  }
   if (opts.externalWeights) {
     rt::SafetensorsFile f;
     f.metadata["format"] = "kiln";

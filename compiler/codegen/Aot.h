@@ -31,6 +31,8 @@ struct AotOptions {
   std::string weightsOrigin;
   /// The model file, for the header's comment.
   std::string source;
+  /// Also write DIR/NAME.ll: the optimized LLVM IR the object is generated from.
+  bool emitLLVM = false;
 };
 
 /// Seconds per stage. Scheduling and memory planning happen inside IR emission.
@@ -40,6 +42,7 @@ struct AotTimes {
 
 struct AotResult {
   std::string objectPath, headerPath, weightsPath;  // weightsPath: "" when embedded
+  std::string irPath;                                // "" unless AotOptions::emitLLVM
   TargetDescription target;
   int64_t objectBytes = 0;
   /// State tensors and their total bytes.

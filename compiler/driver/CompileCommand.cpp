@@ -66,6 +66,7 @@ int runCompile(const std::vector<std::string>& args) {
          "fuse-elementwise: one loop per op unless the graph has fusion_group attributes)");
   p.repeated("disable-pass", "NAME", "Skip this pass wherever the pipeline runs it");
   p.flag("time-passes", "Print the seconds each stage took");
+  p.flag("emit-llvm", "Also write DIR/NAME.ll, the optimized LLVM IR the object is generated from");
   if (auto exit = p.parseOrExit(args)) return *exit;
   auto fail = [](const Error& e) {
     std::fprintf(stderr, "%s\n", e.str().c_str());
@@ -85,6 +86,7 @@ int runCompile(const std::vector<std::string>& args) {
   opts.target.cpu = p.get("cpu");
   opts.target.optLevel = level[0] - '0';
   opts.externalWeights = p.has("weights-external");
+  opts.emitLLVM = p.has("emit-llvm");
   opts.source = path;
   // A bad target fails before the model is loaded and compiled (cheap to check, common typo).
   if (auto tm = codegen::createTargetMachine(opts.target); !tm) return fail(tm.error());
@@ -178,6 +180,7 @@ int runCompile(const std::vector<std::string>& args) {
               static_cast<long long>(r->stateTensors), static_cast<long long>(r->stateBytes),
               opts.weightsOrigin.c_str(),
               opts.externalWeights ? ("in " + r->weightsPath).c_str() : "embedded in the object");
+  if (!r->irPath.empty()) std::printf("wrote %s (optimized LLVM IR)\n", r->irPath.c_str());
   for (const auto& [entry, bytes] : r->arenaStaticAndPerBatch)
     std::printf("arena of %s: %lld + %lld * batch bytes\n", entry.c_str(),
                 static_cast<long long>(bytes.first), static_cast<long long>(bytes.second));
