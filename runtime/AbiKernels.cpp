@@ -131,35 +131,14 @@ struct Product {
 /// B through Eigen's matrix-vector kernel).
 template <class T>
 bool smallProduct(const Product<T>& p) {
-  if (!kiln_small_gemm::kAvailable || p.alpha != T(1) || p.beta != T(0) || p.m < 2 || p.n <= 0 ||
-      p.k <= 0)
-    return false;
-  // A transposed B is copied into [k,n] first: worth it while the copy is small beside the
-  // product (BM_Matmul 256x100x100 B^T: Eigen 148 GFLOP/s, copy + unpacked 165; fashion_mlp's
-  // 200x784x300 B^T stays with Eigen's 185).
-  if (p.tb) return p.n * p.k <= kiln_small_gemm::kMaxTransposedBElements && p.m >= 16;
-  return p.n * p.k <= kiln_small_gemm::kMaxBElements;
-}
-
-template <class T>
-T* blockedScratch(int role, GemmIndex elements);
-
-/// For the unpacked kernel, a B stored [n,k] (transposed) is first copied into [k,n] scratch, once
-/// per call before any split (the calling thread's buffer; the chunks only read it).
-template <class T>
-void untransposeB(Product<T>& p) {
-  if (!p.tb) return;
-  T* bt = blockedScratch<T>(/*role=*/2, p.k * p.n);
-  for (int64_t j = 0; j < p.n; ++j)
-    for (int64_t kk = 0; kk < p.k; ++kk) bt[kk * p.n + j] = p.b[j * p.ldb + kk];
-  p.b = bt;
-  p.ldb = p.n;
-  p.tb = false;
+  return kiln_small_gemm::kAvailable && !p.tb && p.alpha == T(1) && p.beta == T(0) && p.m >= 2 &&
+         p.n > 0 && p.k > 0 && p.n * p.k <= kiln_small_gemm::kMaxBElements;
 }
 
 template <class T>
 void smallSerial(const Product<T>& p) {
-  kiln_small_gemm::Operands<T> o{p.k, p.a, p.ta ? 1 : p.lda, p.ta ? p.lda : 1, p.b, p.ldb, p.c, p.ldc};
+  kiln_small_gemm::Operands<T> o{p.k, p.a, p.ta ? 1 : p.lda, p.ta ? p.lda : 1,
+                                 p.b, p.ldb, p.c, p.ldc};
   kiln_small_gemm::product(o, p.m, p.n);
 }
 
@@ -197,7 +176,6 @@ template <class T>
 void matmul(Product<T> p) {
   using kiln::rt::MatmulSplit;
   p.small = smallProduct(p);
-  if (p.small) untransposeB(p);
   MatmulSplit split =
       kiln::rt::planMatmulSplit(p.m, p.n, p.k, kiln::rt::numThreads(), sizeof(T));
   if (split.dim == MatmulSplit::Dim::Rows) {
@@ -222,7 +200,7 @@ void matmul(Product<T> p) {
 }
 
 /// Scratch memory of the blocked product, by role: packed B, shared by every chunk of one call,
-/// each chunk's packed panel of A, and (role 2) the unpacked kernel's copy of a transposed B. Same rules as WorkspaceBlocking's: chunk i of a parallel
+/// and each chunk's packed panel of A. Same rules as WorkspaceBlocking's: chunk i of a parallel
 /// loop uses slot i whichever thread runs it; outside a loop the calling thread's own; pool
 /// workers never touch a thread_local (they only run chunks).
 template <class T>
@@ -232,13 +210,13 @@ T* blockedScratch(int role, GemmIndex elements) {
     GemmIndex size = 0;
     ~Buffer() { std::free(data); }
   };
-  static Buffer chunkBuffers[kiln::rt::kMaxThreads][3];
+  static Buffer chunkBuffers[kiln::rt::kMaxThreads][2];
   int chunk = kiln::rt::currentChunk();
   Buffer* buf;
   if (chunk >= 0) {
     buf = &chunkBuffers[chunk][role];
   } else {
-    thread_local Buffer own[3];
+    thread_local Buffer own[2];
     buf = &own[role];
   }
   if (buf->size < elements) {
@@ -391,8 +369,7 @@ void runBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool t
     if (epilogue) epilogue(0, m, ctx);
     return;
   }
-  if (Product<T> sp{m, n, k, a, lda, ta, b, ldb, tb, c, ldc, T(1), T(0)}; smallProduct(sp)) {
-    untransposeB(sp);
+  if (smallProduct<T>({m, n, k, a, lda, ta, b, ldb, tb, c, ldc, T(1), T(0)})) {
     // Nothing is packed, so blocks cost nothing: blocks of C small enough to stay in L1 for
     // the epilogue, whole blocks per chunk of rows on the pool (the same sums for any split).
     // Whole multiples of 24 rows: of 8 (the ABI's rounding) and of the kernel's 6- or 4-row tiles.
@@ -403,10 +380,8 @@ void runBlocked(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, bool t
     kiln::rt::parallelFor(m, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t rb = r0; rb < r1; rb += blockRows) {
         int64_t re = std::min(rb + blockRows, r1);
-        Product<T> q = sp;
-        q.m = re - rb;
-        q.a = ta ? a + rb : a + rb * lda;
-        q.c = c + rb * ldc;
+        Product<T> q{re - rb, n, k, ta ? a + rb : a + rb * lda, lda, ta, b, ldb, tb,
+                     c + rb * ldc, ldc, T(1), T(0), /*small=*/true};
         smallSerial(q);
         if (epilogue) epilogue(rb, re, ctx);
       }

@@ -46,8 +46,6 @@ constexpr bool kAvailable = false;
 /// fashion_mlp's [200,784]x[784,300] 170 -> 191 and its [784,200]^T x [200,300] 173 -> 180.
 /// Beyond L2, Eigen's packed GEMM, which blocks for every cache level, is the safer choice.
 constexpr int64_t kMaxBElements = int64_t(1) << 18;
-/// The same for a transposed B, which is copied first (a [100,100] weight matrix: 40 KB).
-constexpr int64_t kMaxTransposedBElements = int64_t(1) << 14;
 
 template <class T>
 struct Operands {
