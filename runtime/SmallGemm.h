@@ -15,7 +15,8 @@
 // Every element of C is one fused multiply-add chain over k = 0, 1, ..., k-1 starting from zero,
 // whatever tile, packet width or column offset computes it (the scalar tail uses std::fma), so
 // the result is bit-identical for every split of the rows or columns across threads and every
-// row block of the blocked product (ThreadPoolTest, BlockedMatmulTest).
+// row block of the blocked product (SmallGemmTest checks every tail and block against that
+// chain bit for bit; ThreadPoolTest and BlockedMatmulTest, the splits).
 #pragma once
 
 #include <algorithm>

@@ -257,5 +257,50 @@ TEST(ParallelElementwise, LargeLoopsSplitOverThreadsBitIdentically) {
   }
 }
 
+TEST(ParallelElementwise, WorkNotElementCountDecidesTheSplit) {
+  // 256 x 100 elements (a deep model's layer at batch 256): an exp (a dozen multiply-adds per
+  // element) is worth two threads, a plain add of two tensors (three streams of memory) is not.
+  // With the threshold on element count alone, neither split.
+  Graph g("parallel_cost");
+  Builder b(g);
+  Value* x = b.input("x", DType::Float32, {256, 100});
+  Value* y = b.input("y", DType::Float32, {256, 100});
+  g.addOutput("sum", b.op(OpKind::Add, {x, y}, {}, "plain_sum"));
+  g.addOutput("e", b.op(OpKind::Exp, {x}, {}, "costly_exp"));
+  ASSERT_TRUE(b.ok()) << b.status().error().str();
+  ASSERT_TRUE(verifyGraph(g));
+  codegen::JitOptions opts;
+  opts.keepIR = true;
+  auto jit = codegen::JitGraph::compile(g, opts);
+  ASSERT_TRUE(jit) << jit.error().str();
+  const std::string ir = (*jit)->optimizedIR();
+  EXPECT_EQ(parallelLoops(ir), 1);
+  EXPECT_NE(ir.find(".elemental.costly_exp"), std::string::npos);
+  EXPECT_EQ(ir.find(".elemental.plain_sum"), std::string::npos);
+
+  Interpreter interp(g);
+  std::mt19937_64 rng(3);
+  std::map<std::string, Tensor> inputs;
+  inputs["x"] = test::randomTensor(DType::Float32, {256, 100}, {}, rng);
+  inputs["y"] = test::randomTensor(DType::Float32, {256, 100}, {}, rng);
+  auto want = interp.run(inputs, {});
+  ASSERT_TRUE(want) << want.error().str();
+  std::optional<Tensor> first;
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    Threads n(threads);
+    auto got = (*jit)->run(inputs, interp.parameters(), /*seed=*/0, /*step=*/0);
+    ASSERT_TRUE(got) << got.error().str();
+    const Tensor& e = got->at("e");
+    EXPECT_LE(test::scaledError(e, want->at("e")), 1e-6);
+    EXPECT_LE(test::scaledError(got->at("sum"), want->at("sum")), 1e-6);
+    if (!first) {
+      first = e;
+      continue;
+    }
+    for (int64_t i = 0; i < e.size(); ++i) ASSERT_EQ(e.getDouble(i), first->getDouble(i)) << i;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

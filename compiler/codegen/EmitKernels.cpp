@@ -22,6 +22,25 @@ Value* reassocAdd(llvm::IRBuilder<>& b, Value* acc, Value* v) {
   if (auto* i = llvm::dyn_cast<llvm::Instruction>(r)) i->setHasAllowReassoc(true);
   return r;
 }
+
+/// What one result element of `op` costs when computed inline, in units of one vector add: the
+/// math emitter's transcendentals are a polynomial of about a dozen fused multiply-adds plus
+/// range reduction; divisions and square roots take several cycles of their unit; random
+/// numbers (dropout) a counter hash. Only the order of magnitude matters: it decides whether a
+/// loop is worth splitting across threads.
+int64_t inlineCost(OpKind op) {
+  switch (op) {
+    case OpKind::Exp: case OpKind::Log: case OpKind::Erf: case OpKind::Sigmoid: case OpKind::Tanh:
+    case OpKind::Elu: case OpKind::Selu: case OpKind::Gelu: case OpKind::Swish:
+    case OpKind::Softplus:
+      return 12;
+    case OpKind::Mish: case OpKind::Pow: return 24;
+    case OpKind::Div: case OpKind::Sqrt: case OpKind::Rsqrt: return 4;
+    case OpKind::BatchNorm: return 8;  // inference: a subtract, a root, a division, an fma
+    case OpKind::Dropout: case OpKind::AlphaDropout: case OpKind::RRelu: return 8;
+    default: return 1;
+  }
+}
 }  // namespace
 
 void FunctionEmitter::emitNode(const Node& n) {
@@ -93,10 +112,16 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
       for (const kiln::Value* w : stored) store(w, idx.linear, compute(w, idx));
     };
     auto serial = [&] { loopNest(v->type().shape, body); };
-    // Rows of at least this many elements in all go through the runtime's pool when it has
-    // several threads: below, waking a worker costs more than the loop (ThreadPool's 2^17
-    // multiply-adds per chunk for matmuls; an elementwise op is one to a few dozen operations).
-    constexpr int64_t kParallelElements = int64_t(1) << 16;
+    // A loop goes through the runtime's pool, when it has several threads, if its elements times
+    // their estimated cost reach kParallelWork: below, handing half the loop to a worker (a
+    // futex wake, the worker's cache misses on data the caller's core last wrote) costs more
+    // than it saves. A plain add of two tensors (cost 4: three streams and the add) splits from
+    // 64K elements, as every loop did when the threshold counted elements only; a SELU or its
+    // backward (an exp per element) from about 16K, which takes in the deep models' 256 x 100
+    // layers (measured with benchmarks/goals.py; see benchmarks/README.md).
+    constexpr int64_t kParallelWork = int64_t(1) << 18;
+    const int64_t cost = elementCost(stored, reads);
+    const int64_t minElements = std::max<int64_t>(1, kParallelWork / cost);
     const Shape& shape = v->type().shape;
     int64_t inner = 1;
     bool staticInner = !shape.empty();
@@ -104,7 +129,7 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
       if (shape[d] == kBatch) staticInner = false;
       else inner *= shape[d];
     }
-    bool mayBeLarge = staticInner && (shape[0] == kBatch || shape[0] * inner >= kParallelElements);
+    bool mayBeLarge = staticInner && (shape[0] == kBatch || shape[0] * inner >= minElements);
     if (!mayBeLarge) {
       serial();
       return;
@@ -114,7 +139,7 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
         KILN_RT_GET_NUM_THREADS, llvm::FunctionType::get(b_.getInt32Ty(), {}, false));
     Value* rows = dimSize(shape[0]);
     Value* big = b_.CreateAnd(
-        b_.CreateICmpSGE(b_.CreateMul(rows, i64(inner)), i64(kParallelElements)),
+        b_.CreateICmpSGE(b_.CreateMul(rows, i64(inner)), i64(minElements)),
         b_.CreateICmpSGT(b_.CreateCall(threads, {}), b_.getInt32(1)));
     llvm::LLVMContext& ctx = m_.getContext();
     llvm::BasicBlock* par = llvm::BasicBlock::Create(ctx, "elemental.parallel", fn_);
@@ -124,8 +149,10 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
     b_.SetInsertPoint(par);
     std::vector<const kiln::Value*> values = reads;
     values.insert(values.end(), stored.begin(), stored.end());
-    // Chunks of at least 16K elements.
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(inner, 1));
+    // Chunks of at least a quarter of kParallelWork: a loop just past the threshold has four
+    // units of work, which two threads split evenly.
+    const int64_t grain =
+        std::max<int64_t>(1, minElements / 4 / std::max<int64_t>(inner, 1));
     parallelLoop(fn_->getName().str() + ".elemental." + v->name(), rows, grain, values,
                  [&](Value* r0, Value* r1) {
                    loop(b_.CreateSub(r1, r0), [&](Value* i) {
@@ -156,6 +183,25 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
   }
+}
+
+int64_t FunctionEmitter::elementCost(const std::vector<const kiln::Value*>& stored,
+                                     const std::vector<const kiln::Value*>& reads) const {
+  // One per stream read or written, plus every op computed inline for one element of each
+  // stored value. An inlined value used twice is counted once: LLVM computes it once.
+  int64_t cost = static_cast<int64_t>(stored.size() + reads.size());
+  std::set<const kiln::Value*> seen;
+  std::function<void(const kiln::Value*)> walk = [&](const kiln::Value* v) {
+    if (!seen.insert(v).second) return;
+    const Node& n = *v->node();
+    cost += inlineCost(n.op());
+    for (size_t k = 0; k < n.numOperands(); ++k) {
+      const kiln::Value* o = n.operand(k);
+      if (o->node()->op() != OpKind::Constant && !buffers_.count(o) && s_.isInlined(o)) walk(o);
+    }
+  };
+  for (const kiln::Value* v : stored) walk(v);
+  return cost;
 }
 
 void FunctionEmitter::emitMatMul(const Node& n) {

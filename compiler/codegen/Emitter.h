@@ -133,6 +133,8 @@ class FunctionEmitter {
   /// One loop over the shape of stored[0] (every value in `stored` has it) computing and storing
   /// each value of `stored` per element, in order; `reads` are the stored values the loop reads.
   void emitElementalLoop(const std::vector<const Value*>& stored, const std::vector<const Value*>& reads);
+  /// Estimated cost of one element of an elemental loop (see kParallelWork in EmitKernels.cpp).
+  int64_t elementCost(const std::vector<const Value*>& stored, const std::vector<const Value*>& reads) const;
   void emitReduction(const Node& n);
   void emitSoftmax(const Node& n, bool log);
   void emitSparseCrossEntropy(const Node& n, bool accuracy);
