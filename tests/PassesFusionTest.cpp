@@ -151,6 +151,42 @@ TEST(FuseElementwise, AValueThatLeavesItsGroupIsStored) {
     EXPECT_LE(test::scaledError(got->at(o), want->at(o)), 1e-6) << o;
 }
 
+TEST(FuseElementwise, ValuesWithSeveralReadersInOneLoopAreComputedThere) {
+  // 24 Swish layers without products: x[i+1] = x[i] * sigmoid(x[i]), so every x[i] has two
+  // readers, both in the one loop that stores the last. All of it is one group and one loop.
+  // Every walk over the loop's expression (the pass, the schedule, the emitter) must visit a
+  // shared value once: visiting it once per path would take 2^24 steps here.
+  constexpr int kLayers = 24;
+  std::string text = R"pb(
+name: "swish_chain"
+input { name: "x0" shape { dim: -1 dim: 7 } }
+)pb";
+  for (int i = 0; i < kLayers; ++i) {
+    std::string x = "x" + std::to_string(i), s = "s" + std::to_string(i);
+    text += "node { name: \"" + s + "\" op: \"sigmoid\" input: \"" + x + "\" }\n";
+    text += "node { name: \"x" + std::to_string(i + 1) + "\" op: \"mul\" input: \"" + x +
+            "\" input: \"" + s + "\" }\n";
+  }
+  text += "output { name: \"y\" tensor: \"x" + std::to_string(kLayers) + "\" }\n";
+  auto g = test::parseVerified(text, "swish_chain.pbtxt");
+  ASSERT_TRUE(g);
+  ASSERT_TRUE(runFuse(*g));
+  std::map<std::string, int64_t> got = groups(*g);
+  EXPECT_EQ(got.size(), size_t(2 * kLayers));
+  for (const auto& [name, group] : got) EXPECT_EQ(group, 0) << name;
+  auto jit = codegen::JitGraph::compile(*g);
+  ASSERT_TRUE(jit) << jit.error().str();
+  EXPECT_EQ((*jit)->storedNodes(), 1);
+  test::expectMatchesInterpreter(*g, 1e-6);
+
+  // The same value read by two loops stays stored: 's0' also feeds an output of its own.
+  g->addOutput("gate", g->findNode("s0")->result());
+  ASSERT_TRUE(verifyGraph(*g));
+  ASSERT_TRUE(runFuse(*g));
+  EXPECT_EQ(fusionGroup(*g->findNode("s0")), -1);
+  test::expectMatchesInterpreter(*g, 1e-6);
+}
+
 TEST(FuseElementwise, UnfusedTrainingStepMatchesTheInterpreter) {
   // kiln bench --mode train's 'unfused' variant, and kiln train --disable-pass fuse-elementwise:
   // the step graph without groups, one loop per op.

@@ -31,9 +31,21 @@ Value* FunctionEmitter::element(const kiln::Value* v, Index idx) {
 }
 
 Value* FunctionEmitter::compute(const kiln::Value* v, Index& idx) {
+  // Within one stored element's expression, an inlined value read several times (fused with
+  // several readers, or reached along several paths) is emitted once per index: without this a
+  // chain of such diamonds would emit exponentially many copies for LLVM to merge. Entries live
+  // for one top-level call; concat's branches drop those made inside a branch (they would not
+  // dominate the join).
+  if (computeDepth_ == 0) computed_.clear();
+  std::pair<const kiln::Value*, std::vector<Value*>> key{v, idx.dims};
+  key.second.push_back(idx.linear);
+  if (auto it = computed_.find(key); it != computed_.end()) return it->second;
   const Node& n = *v->node();
-  if (n.def().fusion == FusionClass::Injective) return injective(n, idx);
-  return elementwise(n, v->index(), idx);
+  ++computeDepth_;
+  Value* r = n.def().fusion == FusionClass::Injective ? injective(n, idx) : elementwise(n, v->index(), idx);
+  --computeDepth_;
+  computed_[key] = r;
+  return r;
 }
 
 Value* FunctionEmitter::convert(Value* x, DType from, DType to, const Node& n) {
@@ -318,6 +330,7 @@ Value* FunctionEmitter::injective(const Node& n, Index& idx) {
       llvm::LLVMContext& ctx = m_.getContext();
       llvm::BasicBlock* join = llvm::BasicBlock::Create(ctx, "concat.join", fn_);
       std::vector<std::pair<Value*, llvm::BasicBlock*>> incoming;
+      const auto computedBefore = computed_;
       int64_t start = 0;
       for (size_t k = 0; k < n.numOperands(); ++k) {
         const kiln::Value* o = n.operand(k);
@@ -332,6 +345,7 @@ Value* FunctionEmitter::injective(const Node& n, Index& idx) {
         r.dims = d;
         r.dims[axis] = b_.CreateSub(d[axis], i64(start));
         Value* v = element(o, r);
+        computed_ = computedBefore;
         incoming.push_back({v, b_.GetInsertBlock()});
         b_.CreateBr(join);
         if (next) b_.SetInsertPoint(next);

@@ -170,6 +170,9 @@ class FunctionEmitter {
   llvm::Value* seed_ = nullptr;
   llvm::Value* step_ = nullptr;
   std::map<const Value*, llvm::Value*> buffers_;
+  /// compute()'s results within one stored element's expression, by value and index.
+  std::map<std::pair<const Value*, std::vector<llvm::Value*>>, llvm::Value*> computed_;
+  int computeDepth_ = 0;
   /// Marks a load or store of v's buffer with the current loop's alias scopes (if v has any).
   void annotateAccess(llvm::Instruction* inst, const Value* v);
   llvm::MDNode* aliasDomain_ = nullptr;

@@ -28,7 +28,11 @@ namespace {
 /// Whether the loop storing v reads parameter p only at the element it writes: v's node is
 /// elemental and every inlined value between v and p has v's shape (so the index passes through
 /// unchanged). Then writing v into p's buffer in that same loop is safe.
-bool readsOnlySameElement(const Value* v, const Value* p, const Schedule& s) {
+bool readsOnlySameElement(const Value* v, const Value* p, const Schedule& s,
+                          std::set<const Value*>& checked) {
+  // A value reached again (inlined with several readers) passed the first time: a failure
+  // anywhere returns false at once.
+  if (!checked.insert(v).second) return true;
   const Node& n = *v->node();
   FusionClass c = n.def().fusion;
   if (c != FusionClass::Elementwise && c != FusionClass::Broadcast) return false;
@@ -37,7 +41,7 @@ bool readsOnlySameElement(const Value* v, const Value* p, const Schedule& s) {
     if (o == p) {
       if (o->type().shape != v->type().shape) return false;
     } else if (s.isInlined(o) && o->node()->op() != OpKind::Constant) {
-      if (o->type().shape != v->type().shape || !readsOnlySameElement(o, p, s)) return false;
+      if (o->type().shape != v->type().shape || !readsOnlySameElement(o, p, s, checked)) return false;
     }
   }
   return true;
@@ -56,7 +60,8 @@ bool mayWriteInPlace(const Value* v, const Value* p, const Schedule& s) {
       if (n.operand(k) == p && k != 2 + r) return false;
     return true;
   }
-  return readsOnlySameElement(v, p, s);
+  std::set<const Value*> checked;
+  return readsOnlySameElement(v, p, s, checked);
 }
 
 /// Reorders s.order so that every node reading the old value of a parameter updated in place

@@ -145,9 +145,11 @@ void planLoopMerges(const Graph& g, Schedule& s) {
 std::vector<const Value*> storedReads(const Node& n, const Schedule& s) {
   std::vector<const Value*> out;
   std::vector<const Value*> work(n.operands().begin(), n.operands().end());
+  std::set<const Value*> seen;  // an inlined value with several readers is walked once
   while (!work.empty()) {
     const Value* v = work.back();
     work.pop_back();
+    if (!seen.insert(v).second) continue;
     if (s.isInlined(v)) {
       for (const Value* o : v->node()->operands()) work.push_back(o);
     } else if (std::find(out.begin(), out.end(), v) == out.end()) {

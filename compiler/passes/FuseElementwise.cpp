@@ -44,18 +44,16 @@ std::string whyNotFused(const Value& v, const std::set<const Value*>& outputs) {
            std::string(fusionClassName(n.def().fusion)) + ")";
   if (outputs.count(&v)) return "'" + v.name() + "' is a graph output";
   if (v.users().empty()) return "'" + v.name() + "' has no reader";
-  const Node* user = v.users().front();
-  for (const Node* u : v.users())
-    if (u != user)
-      return "'" + v.name() + "' has several readers ('" + user->name() + "', '" + u->name() + "')";
-  if (!readsOperandsInOnePass(*user))
-    return "its reader '" + user->name() + "' (" + std::string(user->opName()) +
-           ") reads its operands more than once or from memory";
-  FusionClass uc = user->def().fusion;
-  if ((uc == FusionClass::Elementwise || uc == FusionClass::Broadcast) &&
-      v.type().shape != user->result(0)->type().shape)
-    return "its reader '" + user->name() + "' broadcasts it from " + shapeStr(v.type().shape) +
-           " to " + shapeStr(user->result(0)->type().shape);
+  for (const Node* user : v.users()) {
+    if (!readsOperandsInOnePass(*user))
+      return "its reader '" + user->name() + "' (" + std::string(user->opName()) +
+             ") reads its operands more than once or from memory";
+    FusionClass uc = user->def().fusion;
+    if ((uc == FusionClass::Elementwise || uc == FusionClass::Broadcast) &&
+        v.type().shape != user->result(0)->type().shape)
+      return "its reader '" + user->name() + "' broadcasts it from " + shapeStr(v.type().shape) +
+             " to " + shapeStr(user->result(0)->type().shape);
+  }
   return "";
 }
 
@@ -63,10 +61,13 @@ namespace {
 
 /// Whether computing an element of n (its own loop's node, or a value inlined into it) reads the
 /// product c. Clears `ok` when some path reads c at another index than the one computed: a
-/// row block's epilogue may only read that block's rows. Collects the nodes of n's inline tree.
+/// row block's epilogue may only read that block's rows. Records each node of n's inline tree
+/// in `tree` with its answer: an inlined value with several readers in the loop is a shared
+/// subtree, answered once, so chains of them cost linear time (its ok was settled then).
 bool readsProduct(const Node& n, const Value* c, const std::set<const Value*>& inlined,
-                  std::set<const Node*>& tree, bool& ok) {
-  tree.insert(&n);
+                  std::map<const Node*, bool>& tree, bool& ok) {
+  if (auto seen = tree.find(&n); seen != tree.end()) return seen->second;
+  tree[&n] = false;  // a graph is acyclic: only reached again after the answer below
   bool reads = false;
   for (unsigned k = 0; k < n.numOperands(); ++k) {
     const Value* o = n.operand(k);
@@ -87,6 +88,7 @@ bool readsProduct(const Node& n, const Value* c, const std::set<const Value*>& i
     // (n's own stored results are checked by the caller).
     if (!sameIndex || o->type().shape != c->type().shape) ok = false;
   }
+  tree[&n] = reads;
   return reads;
 }
 
@@ -108,7 +110,7 @@ std::string whyNotEpilogue(const Node& mm, const Node& e, const std::set<const V
       ok &= v->type().shape == c->type().shape;
   }
   if (!ok) return "'" + e.name() + "' stores a result of another shape than the product";
-  std::set<const Node*> tree;
+  std::map<const Node*, bool> tree;
   if (!readsProduct(e, c, inlined, tree, ok))
     return "'" + e.name() + "' does not read the product '" + c->name() + "'";
   if (!ok) return "'" + e.name() + "' reads the product at another index than it computes";
@@ -164,23 +166,8 @@ class FuseElementwise : public Pass {
       if (ra != rb) parent[ra] = rb;
     };
 
-    // 1. Producers computed inside their reader's loop. Constants are read in place by the code
-    // generator whatever the groups say, so they are never annotated.
+    // The node whose loop computes n: n itself, or the loop its inlined result is computed in.
     std::set<const Value*> inlined;
-    for (Node* n : order) {
-      if (n->def().fusion == FusionClass::Leaf) continue;
-      for (size_t r = 0; r < n->numResults(); ++r) {
-        const Value* v = n->result(r);
-        if (!needed.count(v) || !whyNotFused(*v, outputs).empty()) continue;
-        inlined.insert(v);
-        unite(n, v->users().front());
-      }
-    }
-
-    // 2. Matmul epilogues: the loop every reader of the product lies in (through inlined values)
-    // runs over each row block of the product. When several products feed one loop, the last
-    // one in topological order is paired: the code generator runs an epilogue with the matmul
-    // right before it.
     auto loopOf = [&](const Node* n) {
       for (bool moved = true; moved;) {
         moved = false;
@@ -193,6 +180,31 @@ class FuseElementwise : public Pass {
       }
       return n;
     };
+
+    // 1. Producers computed inside their readers' loop. Constants are read in place by the code
+    // generator whatever the groups say, so they are never annotated. A value with several
+    // readers is inlined when they all lie in one loop (as swish's backward reads sigmoid(x)
+    // three times): the code generator computes it once per element there. Readers come later
+    // in topological order, so walking backwards settles their loops first.
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      Node* n = *it;
+      if (n->def().fusion == FusionClass::Leaf) continue;
+      for (size_t r = 0; r < n->numResults(); ++r) {
+        const Value* v = n->result(r);
+        if (!needed.count(v) || !whyNotFused(*v, outputs).empty()) continue;
+        const Node* loop = loopOf(v->users().front());
+        if (!std::all_of(v->users().begin(), v->users().end(),
+                         [&](const Node* u) { return loopOf(u) == loop; }))
+          continue;
+        inlined.insert(v);
+        for (const Node* u : v->users()) unite(n, u);
+      }
+    }
+
+    // 2. Matmul epilogues: the loop every reader of the product lies in (through inlined values)
+    // runs over each row block of the product. When several products feed one loop, the last
+    // one in topological order is paired: the code generator runs an epilogue with the matmul
+    // right before it.
     std::map<const Node*, const Node*> epilogueOf;  // loop root -> its matmul
     for (Node* mm : order) {
       if (mm->op() != OpKind::MatMul || !needed.count(mm->result()) || mm->result()->users().empty())

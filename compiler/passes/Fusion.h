@@ -23,12 +23,13 @@ bool readsOperandsInOnePass(const Node& n);
 /// reshape, slice) move elements, which the elemental emitter does not index through.
 bool fusesIntoReader(const Node& n);
 
-/// Why value v cannot be computed inside the loop of its reader, or "" when it can (TVM's
+/// Why value v cannot be computed inside the loop of its readers, or "" when it can (TVM's
 /// fusion lattice restricted to what the elemental emitter does): v's node fuses into readers
-/// (fusesIntoReader), v is not a graph output (`outputs`), it has exactly one reader (which may
-/// read it several times, as x*x does), that reader reads its operands in one pass, and does not
-/// broadcast v to a larger shape (a learning rate or an optimizer's bias correction would be
-/// recomputed for every element it is broadcast to; stored, it is computed once).
+/// (fusesIntoReader), v is not a graph output (`outputs`), it has a reader, and every reader
+/// reads its operands in one pass and does not broadcast v to a larger shape (a learning rate
+/// or an optimizer's bias correction would be recomputed for every element it is broadcast to;
+/// stored, it is computed once). Callers also require that all readers lie in one loop (one
+/// fusion group), or v would be computed in each.
 std::string whyNotFused(const Value& v, const std::set<const Value*>& outputs);
 
 /// Why node `e` cannot be the epilogue of matmul `mm` (run over each row block of the product
