@@ -116,9 +116,9 @@ void FunctionEmitter::emitElementalLoop(const std::vector<const kiln::Value*>& s
     // their estimated cost reach kParallelWork: below, handing half the loop to a worker (a
     // futex wake, the worker's cache misses on data the caller's core last wrote) costs more
     // than it saves. A plain add of two tensors (cost 4: three streams and the add) splits from
-    // 64K elements, as every loop did when the threshold counted elements only; a SELU or its
-    // backward (an exp per element) from about 16K, which takes in the deep models' 256 x 100
-    // layers (measured with benchmarks/goals.py; see benchmarks/README.md).
+    // 64K elements, as every loop did when the threshold counted elements only; an exp (cost 14:
+    // two streams and the exp) from about 19K, which takes in a SELU or Swish and their
+    // backward over the deep models' 256 x 100 layers (see benchmarks/README.md).
     constexpr int64_t kParallelWork = int64_t(1) << 18;
     const int64_t cost = elementCost(stored, reads);
     const int64_t minElements = std::max<int64_t>(1, kParallelWork / cost);
